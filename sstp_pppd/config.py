@@ -1,0 +1,193 @@
+"""The validated configuration of one ``sstp-pppd`` run, built from the parsed command line."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import dataclasses
+import ssl
+from collections.abc import Mapping
+
+from .errors import ConfigError
+from .handshake import normalize_correlation_id, parse_proxy_url
+from .options import ParsedArgs, Server
+from .secrets import Secret, read_password_file
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Pin:
+    """A pin on the server's leaf: the certificate's SHA-256, or its public key's (SPKI)."""
+
+    digest: bytes
+    spki: bool
+
+
+@dataclasses.dataclass(slots=True, kw_only=True)
+class Config:
+    server: Server
+    #: The name the certificate must carry, sent as SNI and Host. None: SERVER is an
+    #: address, and the certificate must carry that address.
+    tls_name: str
+    ca_cert: str | None = None
+    ca_path: str | None = None
+    crl_file: str | None = None
+    crl_path: str | None = None
+    insecure: bool = False
+    pins: tuple[Pin, ...] = ()
+    tls_min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    connect_timeout: float = 10.0
+    proxy: str | None = None
+    correlation_id: str | None = None
+    nolaunchpppd: bool = False
+    ipparam: str | None = None
+    user: str | None = None
+    password: Secret | None = None
+    pppd: str | None = None
+    priv_user: str | None = None
+    priv_group: str | None = None
+    log_level: int = 2
+    log_syslog: str | bool | None = None
+    log_stderr: bool = False
+    log_stdout: bool = False
+    log_file: str | bool | None = None
+    log_ident: str = "sstp-pppd"
+    log_lineno: bool = False
+    log_filter: tuple[str, ...] = ()
+    pppd_options: tuple[str, ...] = ()
+    #: Warnings found while building the config, logged once logging is set up.
+    warnings: tuple[str, ...] = ()
+
+
+def parse_pin(text: str) -> Pin:
+    """``sha256//BASE64`` (public key pin, as curl) or 64 hex digits (certificate hash)."""
+    if text.startswith("sha256//"):
+        try:
+            digest = base64.b64decode(text[8:], validate=True)
+        except binascii.Error:
+            digest = b""
+        if len(digest) != 32:
+            raise ConfigError(f"--pin-sha256 {text!r}: not 32 bytes of base64")
+        return Pin(digest=digest, spki=True)
+    hexdigits = text.replace(":", "").strip()
+    try:
+        digest = bytes.fromhex(hexdigits)
+    except ValueError:
+        digest = b""
+    if len(digest) != 32:
+        raise ConfigError(f"--pin-sha256 {text!r}: expected 64 hex digits or sha256//BASE64")
+    return Pin(digest=digest, spki=False)
+
+
+def _str(values: Mapping[str, object], key: str) -> str | None:
+    v = values.get(key)
+    return v if isinstance(v, str) else None
+
+
+def build_config(parsed: ParsedArgs) -> Config:
+    """Validate the parsed command line. Reads the password file, nothing else."""
+    v = parsed.values
+    if parsed.server is None:
+        raise ConfigError("no SERVER given (see --help)")
+    warnings: list[str] = []
+    try:
+        log_level = int(_str(v, "log_level") or "2")
+    except ValueError:
+        raise ConfigError("--log-level takes a number from 0 to 6") from None
+    if not 0 <= log_level <= 6:
+        raise ConfigError("--log-level takes a number from 0 to 6")
+    try:
+        timeout = float(_str(v, "connect_timeout") or "10")
+    except ValueError:
+        raise ConfigError("--connect-timeout takes a number of seconds") from None
+    if not 0 < timeout <= 600:
+        raise ConfigError("--connect-timeout must be between 0 and 600 seconds")
+    tls_min = _str(v, "tls_min_version") or "1.2"
+    versions = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+    if tls_min not in versions:
+        raise ConfigError("--tls-min-version takes 1.2 or 1.3")
+    user = _str(v, "user") or parsed.url_user
+    password: Secret | None = None
+    if _str(v, "password") is not None:
+        password = Secret(_str(v, "password") or "")
+        warnings.append(
+            "--password on the command line can be seen by other users until "
+            "it is scrubbed: prefer --password-file or /etc/ppp/chap-secrets"
+        )
+    elif parsed.url_password is not None:
+        password = Secret(parsed.url_password)
+        warnings.append(
+            "a password in the server URL can be seen by other users: prefer "
+            "--password-file or /etc/ppp/chap-secrets"
+        )
+    if _str(v, "password_file"):
+        if password is not None:
+            raise ConfigError("give either --password or --password-file, not both")
+        password = read_password_file(_str(v, "password_file") or "")
+    nolaunch = bool(v.get("nolaunchpppd"))
+    if nolaunch and v.get("log_stdout"):
+        raise ConfigError(
+            "--log-stdout is impossible with --nolaunchpppd: standard output is pppd's line"
+        )
+    if v.get("save_server_route"):
+        warnings.append(
+            "--save-server-route is not implemented yet: no route to the server is added"
+        )
+    if v.get("priv_dir"):
+        warnings.append("--priv-dir is accepted for sstpc compatibility, but no chroot is made")
+    if not nolaunch and (v.get("priv_user") or v.get("priv_group")):
+        warnings.append(
+            "--priv-user/--priv-group are ignored in launch mode: stopping pppd needs root"
+        )
+    filt = _str(v, "log_filter") or _str(v, "log_token") or ""
+    host = _str(v, "host")
+    if host is not None and (not host or any(c in host for c in "\r\n\0 /")):
+        raise ConfigError(f"--host {host!r} is not a host name")
+    proxy = _str(v, "proxy")
+    correlation_id = _str(v, "uuid")
+    try:
+        if proxy:
+            parse_proxy_url(proxy)
+        if correlation_id is not None:
+            correlation_id = normalize_correlation_id(correlation_id)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    pins_raw = v.get("pin_sha256")
+    pins = tuple(parse_pin(p) for p in pins_raw) if isinstance(pins_raw, list) else ()
+    insecure = bool(v.get("insecure") or v.get("cert_warn"))
+    if insecure and not pins:
+        warnings.append(
+            "the server certificate is NOT verified (--insecure/--cert-warn): "
+            "anyone on the path can read and change the traffic"
+        )
+    return Config(
+        server=parsed.server,
+        tls_name=host or parsed.server.host,
+        ca_cert=_str(v, "ca_cert"),
+        ca_path=_str(v, "ca_path"),
+        crl_file=_str(v, "crl_file"),
+        crl_path=_str(v, "crl_path"),
+        insecure=insecure,
+        pins=pins,
+        tls_min_version=versions[tls_min],
+        connect_timeout=timeout,
+        proxy=proxy,
+        correlation_id=correlation_id,
+        nolaunchpppd=nolaunch,
+        ipparam=_str(v, "ipparam"),
+        user=user,
+        password=password,
+        pppd=_str(v, "pppd"),
+        priv_user=_str(v, "priv_user") if nolaunch else None,
+        priv_group=_str(v, "priv_group") if nolaunch else None,
+        log_level=log_level,
+        log_syslog=v.get("log_syslog") if isinstance(v.get("log_syslog"), str | bool) else None,  # type: ignore[arg-type]
+        log_stderr=bool(v.get("log_stderr")),
+        log_stdout=bool(v.get("log_stdout")),
+        log_file=v.get("log_file") if isinstance(v.get("log_file"), str | bool) else None,  # type: ignore[arg-type]
+        log_ident=_str(v, "log_ident")
+        or (f"sstp-pppd[{_str(v, 'ipparam')}]" if _str(v, "ipparam") else "sstp-pppd"),
+        log_lineno=bool(v.get("log_lineno")),
+        log_filter=tuple(t for t in filt.split(",") if t),
+        pppd_options=tuple(parsed.pppd_options),
+        warnings=tuple(warnings),
+    )

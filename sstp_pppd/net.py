@@ -1,0 +1,105 @@
+"""TCP to the server: every resolved address in turn, directly or through an HTTP proxy."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+
+from .config import Config
+from .errors import ConfigError, NetworkError
+from .handshake import (
+    ResponseParser,
+    check_proxy_response,
+    connect_request,
+    parse_proxy_url,
+    proxy_from_environment,
+)
+
+log = logging.getLogger(__name__)
+
+
+async def resolve(host: str, port: int) -> list[tuple[int, tuple[str, int]]]:
+    """All (family, sockaddr) pairs for host:port, in the resolver's order."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+        )
+    except socket.gaierror as exc:
+        raise NetworkError(f"cannot resolve {host!r}: {exc.strerror}") from exc
+    seen: list[tuple[int, tuple[str, int]]] = []
+    for family, _type, _proto, _canon, addr in infos:
+        pair = (int(family), (str(addr[0]), int(addr[1])))
+        if pair not in seen:
+            seen.append(pair)
+    return seen
+
+
+async def open_tcp(host: str, port: int, timeout: float) -> socket.socket:
+    """A connected non-blocking socket to the first address of ``host`` that answers."""
+    loop = asyncio.get_running_loop()
+    failures = []
+    for family, addr in await resolve(host, port):
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setblocking(False)
+        try:
+            log.info("connecting to %s port %d", addr[0], addr[1])
+            await asyncio.wait_for(loop.sock_connect(sock, addr), timeout)
+        except (OSError, TimeoutError) as exc:
+            sock.close()
+            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+            log.info("%s port %d: %s", addr[0], addr[1], reason)
+            failures.append(f"{addr[0]}: {reason}")
+            continue
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+    raise NetworkError(f"cannot connect to {host} port {port}: " + "; ".join(failures))
+
+
+async def open_via_proxy(proxy_url: str, host: str, port: int, timeout: float) -> socket.socket:
+    """Connect to the proxy and ask it (HTTP CONNECT) for a tunnel to host:port."""
+    try:
+        proxy = parse_proxy_url(proxy_url)
+    except ValueError as exc:
+        raise ConfigError(f"proxy: {exc}") from None
+    sock = await open_tcp(proxy.host, proxy.port, timeout)
+    loop = asyncio.get_running_loop()
+    request = connect_request(host, port, proxy.username, proxy.password)
+    parser = ResponseParser()
+    try:
+        await loop.sock_sendall(sock, request)
+        async with asyncio.timeout(timeout):
+            while True:
+                data = await loop.sock_recv(sock, 4096)
+                if not data:
+                    raise NetworkError(
+                        f"the proxy {proxy.host} closed the connection during CONNECT"
+                    )
+                response = parser.feed(data)
+                if response is not None:
+                    break
+    except TimeoutError:
+        sock.close()
+        raise NetworkError(f"the proxy {proxy.host} did not answer CONNECT in time") from None
+    except OSError as exc:
+        sock.close()
+        raise NetworkError(f"proxy {proxy.host}: {exc.strerror or exc}") from exc
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        check_proxy_response(response, credentials_sent=proxy.username is not None)
+    except BaseException:
+        sock.close()
+        raise
+    log.info("proxy %s:%d opened a tunnel to %s:%d", proxy.host, proxy.port, host, port)
+    return sock
+
+
+def proxy_for(config: Config) -> str | None:
+    """--proxy, else the proxy the environment names for this server (honouring no_proxy)."""
+    if config.proxy:
+        return config.proxy
+    return proxy_from_environment(os.environ, config.server.host, config.server.port)

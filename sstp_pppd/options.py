@@ -1,0 +1,312 @@
+"""The command line of ``sstp-pppd``: one table drives parsing, ``--help`` and the man page test.
+
+The syntax is sstpc's: ``sstp-pppd [OPTIONS] SERVER [[--] PPPD-OPTIONS...]``. Options come
+before the server; everything after it belongs to pppd, so pppd options such as ``-am`` or
+``-detach`` pass through untouched. Like getopt_long, an option with an *optional* value takes
+it only as ``--opt=value`` (``--log-syslog host`` must not eat the server name).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import ipaddress
+import re
+import urllib.parse
+from collections.abc import Sequence
+
+from .errors import ConfigError
+
+
+@enum.unique
+class ArgKind(enum.Enum):
+    NONE = "none"
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class OptionSpec:
+    """One command-line option: its name, whether it takes a value, and its help text."""
+
+    name: str
+    arg: ArgKind = ArgKind.NONE
+    metavar: str = ""
+    help: str
+    #: sstpc (1.0.18) accepts this option too, with the same meaning.
+    sstpc: bool = True
+
+    @property
+    def dest(self) -> str:
+        return self.name.removeprefix("--").replace("-", "_")
+
+
+def _opt(
+    name: str, help: str, metavar: str = "", arg: ArgKind | None = None, sstpc: bool = True
+) -> OptionSpec:
+    kind = arg if arg is not None else (ArgKind.REQUIRED if metavar else ArgKind.NONE)
+    return OptionSpec(name=name, arg=kind, metavar=metavar, help=help, sstpc=sstpc)
+
+
+OPT = ArgKind.OPTIONAL
+
+#: Every option, in the order --help and the man page list them.
+OPTIONS: tuple[OptionSpec, ...] = (
+    # TLS
+    _opt("--ca-cert", "trust only the CA certificate(s) in this PEM file", "FILE"),
+    _opt("--ca-path", "trust the CA certificates in this hashed directory (c_rehash)", "DIR"),
+    _opt("--crl-file", "check the server certificate against this PEM CRL", "FILE"),
+    _opt("--crl-path", "check the server certificate against the CRLs in this directory", "DIR"),
+    _opt("--insecure", "do not verify the server certificate or name (testing only)", sstpc=False),
+    _opt("--cert-warn", "same as --insecure: only warn on certificate errors"),
+    _opt(
+        "--pin-sha256",
+        "accept only a server whose leaf certificate has this SHA-256 "
+        "fingerprint (hex, colons allowed) or public key pin (sha256//BASE64); repeatable",
+        "PIN",
+        sstpc=False,
+    ),
+    _opt(
+        "--tls-min-version",
+        "lowest TLS version to accept: 1.2 (default) or 1.3",
+        "VERSION",
+        sstpc=False,
+    ),
+    _opt("--tls-ext", "send the TLS SNI extension (always done; accepted for sstpc compatibility)"),
+    _opt(
+        "--host",
+        "the server's name for TLS verification, SNI and the HTTP Host header, "
+        "when SERVER is an address",
+        "NAME",
+    ),
+    # connection
+    _opt(
+        "--connect-timeout",
+        "seconds to wait for each TCP connection attempt (default 10)",
+        "SECONDS",
+        sstpc=False,
+    ),
+    _opt(
+        "--proxy",
+        "connect through this HTTP proxy (default: $https_proxy, $http_proxy, honouring $no_proxy)",
+        "http://[USER:PASS@]HOST:PORT",
+    ),
+    _opt("--uuid", "the SSTP correlation GUID to send (default: a random one)", "GUID"),
+    # pppd
+    _opt(
+        "--nolaunchpppd",
+        "pty mode: pppd runs this program with the 'pty' option and it speaks HDLC on stdin/stdout",
+    ),
+    _opt(
+        "--ipparam",
+        "name of this connection (log ident; passed to pppd as ipparam in launch mode)",
+        "NAME",
+    ),
+    _opt("--user", "PPP user name (launch mode passes it to pppd)", "USER"),
+    _opt(
+        "--password",
+        "PPP password; visible to other users until it is scrubbed: "
+        "prefer --password-file or chap-secrets",
+        "PASSWORD",
+    ),
+    _opt(
+        "--password-file",
+        "read the PPP password from the first line of this file",
+        "FILE",
+        sstpc=False,
+    ),
+    _opt(
+        "--pppd",
+        "the pppd program to launch (default: pppd on $PATH, then /usr/sbin/pppd)",
+        "PATH",
+        sstpc=False,
+    ),
+    _opt(
+        "--priv-user",
+        "after the tunnel is up, drop privileges to this user (pty mode only)",
+        "USER",
+    ),
+    _opt(
+        "--priv-group",
+        "after the tunnel is up, drop privileges to this group (pty mode only)",
+        "GROUP",
+    ),
+    _opt("--priv-dir", "accepted for sstpc compatibility; no chroot is made (warns)", "DIR"),
+    _opt(
+        "--save-server-route",
+        "accepted for sstpc compatibility; server routes are not implemented yet (warns)",
+    ),
+    # logging
+    _opt(
+        "--log-level",
+        "0 errors, 1 warnings, 2 stages (default), 3 info, 4 packet "
+        "decode, 5 frames, 6 hex dumps (secrets are never logged)",
+        "LEVEL",
+    ),
+    _opt(
+        "--log-syslog",
+        "log to syslog (the default in pty mode), optionally to this socket",
+        "SOCKET",
+        arg=OPT,
+    ),
+    _opt("--log-stderr", "log to standard error (the default in launch mode)"),
+    _opt("--log-stdout", "log to standard output (refused in pty mode)"),
+    _opt(
+        "--log-file",
+        "append the log to this file (default /var/log/sstp-pppd.log)",
+        "FILE",
+        arg=OPT,
+    ),
+    _opt("--log-ident", "the syslog identity (default sstp-pppd)", "IDENT"),
+    _opt("--log-lineno", "add the source file and line to each log line"),
+    _opt(
+        "--log-filter", "log only messages containing one of these comma-separated tokens", "TOKENS"
+    ),
+    _opt("--log-token", "same as --log-filter", "TOKENS"),
+    _opt("--help", "show this help and exit"),
+    _opt("--version", "show the version and exit"),
+)
+
+_BY_NAME = {spec.name: spec for spec in OPTIONS}
+
+
+@dataclasses.dataclass(slots=True)
+class Server:
+    """Where to connect: the host (name or address), the port and the TLS/Host name."""
+
+    host: str
+    port: int = 443
+
+    @property
+    def is_address(self) -> bool:
+        try:
+            ipaddress.ip_address(self.host)
+        except ValueError:
+            return False
+        return True
+
+
+@dataclasses.dataclass(slots=True)
+class ParsedArgs:
+    """The raw result of parsing: option values by dest, the server and pppd options."""
+
+    values: dict[str, str | bool | list[str]]
+    server: Server | None
+    url_user: str | None
+    url_password: str | None
+    pppd_options: list[str]
+
+
+_HOSTPORT = re.compile(
+    r"^(?:\[(?P<v6>[0-9A-Fa-f:.%a-zA-Z]+)\]|(?P<host>[^:/\[\]]+))"
+    r"(?::(?P<port>\d{1,5}))?$"
+)
+
+
+def parse_server(text: str) -> tuple[Server, str | None, str | None]:
+    """Parse sstpc's server syntax ``[https://][USER:PASS@]HOST|[V6][:PORT][/PATH]``.
+
+    The path is ignored (SSTP has a fixed URI), as sstpc does. Returns the server and the
+    user name and password given in the URL, if any.
+    """
+    rest = text.strip()
+    if "://" in rest:
+        scheme, _, rest = rest.partition("://")
+        if scheme.lower() != "https":
+            raise ConfigError(f"server {text!r}: only https:// is possible for SSTP")
+    rest = rest.split("/", 1)[0]
+    user = password = None
+    if "@" in rest:
+        userinfo, _, rest = rest.rpartition("@")
+        u, sep, p = userinfo.partition(":")
+        user = urllib.parse.unquote(u)
+        password = urllib.parse.unquote(p) if sep else None
+    match = _HOSTPORT.match(rest)
+    if not match:
+        raise ConfigError(f"server {text!r} is not HOST, HOST:PORT or [IPV6]:PORT")
+    host = match.group("v6") or match.group("host")
+    port = int(match.group("port") or 443)
+    if not 0 < port < 65536:
+        raise ConfigError(f"server {text!r}: port {port} is out of range")
+    if match.group("v6"):
+        try:
+            ipaddress.IPv6Address(host.split("%", 1)[0])
+        except ValueError as exc:
+            raise ConfigError(f"server {text!r}: {host!r} is not an IPv6 address") from exc
+    return Server(host=host, port=port), user, password
+
+
+def parse_args(argv: Sequence[str]) -> ParsedArgs:
+    """Split ``argv`` (without the program name) into options, the server and pppd options."""
+    values: dict[str, str | bool | list[str]] = {}
+    args = list(argv)
+    i = 0
+    server_text: str | None = None
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            break
+        if not arg.startswith("--") or arg == "--":
+            server_text = arg
+            break
+        name, eq, inline = arg.partition("=")
+        spec = _BY_NAME.get(name)
+        if spec is None:
+            raise ConfigError(f"unknown option {name!r} (see --help)")
+        if spec.arg is ArgKind.NONE:
+            if eq:
+                raise ConfigError(f"option {name} takes no value")
+            values[spec.dest] = True
+            continue
+        if spec.arg is ArgKind.OPTIONAL:
+            values[spec.dest] = inline if eq else True
+            continue
+        if eq:
+            value = inline
+        elif i < len(args):
+            value = args[i]
+            i += 1
+        else:
+            raise ConfigError(f"option {name} needs a value ({spec.metavar})")
+        if spec.dest == "pin_sha256":
+            pins = values.setdefault("pin_sha256", [])
+            if isinstance(pins, list):
+                pins.append(value)
+        else:
+            values[spec.dest] = value
+    if server_text is None and i < len(args) and args[i - 1] == "--":
+        server_text = args[i]
+        i += 1
+    rest = args[i:]
+    if rest and rest[0] == "--":
+        rest = rest[1:]
+    server = user = password = None
+    if server_text is not None:
+        server, user, password = parse_server(server_text)
+    return ParsedArgs(
+        values=values, server=server, url_user=user, url_password=password, pppd_options=rest
+    )
+
+
+def help_text(prog: str = "sstp-pppd") -> str:
+    """The --help output, generated from :data:`OPTIONS`."""
+    lines = [
+        f"Usage: {prog} [OPTIONS] SERVER[:PORT] [[--] PPPD-OPTIONS...]",
+        f'   or: pppd pty "{prog} --nolaunchpppd [OPTIONS] SERVER" ...',
+        "",
+        "An SSTP VPN client: TLS and the SSTP protocol here, PPP in the kernel through pppd.",
+        "",
+        "Options:",
+    ]
+    for spec in OPTIONS:
+        if spec.arg is ArgKind.REQUIRED:
+            left = f"{spec.name} {spec.metavar}"
+        elif spec.arg is ArgKind.OPTIONAL:
+            left = f"{spec.name}[={spec.metavar}]"
+        else:
+            left = spec.name
+        lines.append(f"  {left}")
+        lines.append(f"      {spec.help}")
+    lines += ["", "Exit codes: see man sstp-pppd(8), section EXIT STATUS."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,210 @@
+"""pppd in launch mode: a pty of our own, pppd started on it, supervised and reaped.
+
+The password reaches pppd through a pipe read by pppd's ``passwordfd`` plugin: it is never
+in an argv, an environment or a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import grp
+import logging
+import os
+import pwd
+import shutil
+import signal
+import tty
+
+import psutil
+
+from .errors import PppdError
+from .secrets import Secret
+
+log = logging.getLogger(__name__)
+
+#: pppd's exit statuses (pppd(8), EXIT STATUS).
+PPPD_EXIT = {
+    0: "pppd ended normally",
+    1: "pppd hit a fatal error",
+    2: "pppd rejected its options",
+    3: "pppd is not setuid-root and needs to be",
+    4: "the kernel has no PPP support (no /dev/ppp)",
+    5: "pppd was stopped by a signal",
+    6: "pppd could not lock the serial port",
+    7: "pppd could not open the serial port",
+    8: "pppd's connect script failed",
+    9: "pppd's pty command could not run",
+    10: "PPP negotiation failed",
+    11: "the server failed to authenticate itself to pppd",
+    12: "the link was idle and pppd ended it",
+    13: "the connect time limit was reached",
+    14: "callback was negotiated",
+    15: "the server stopped answering LCP echo requests",
+    16: "the link hung up",
+    17: "the PPP link is looped back",
+    18: "pppd's init script failed",
+    19: "authentication to the server failed (wrong user name or password?)",
+}
+
+#: Exit statuses that mean the link ended the ordinary way.
+PPPD_NORMAL = {0, 5, 16}
+PPPD_AUTH_FAILED = 19
+
+
+def find_pppd(explicit: str | None) -> str:
+    """The pppd to run: --pppd, else pppd on PATH, else /usr/sbin/pppd."""
+    if explicit:
+        return explicit
+    return shutil.which("pppd") or "/usr/sbin/pppd"
+
+
+def open_pty() -> tuple[int, int, str]:
+    """A pty pair in raw mode: (master, slave, slave path).
+
+    The slave is made raw before pppd opens it, so nothing we write early is echoed back
+    by the line discipline (a peer that reads its own LCP request rejects it).
+    """
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_inheritable(master, False)
+    return master, slave, os.ttyname(slave)
+
+
+def pppd_argv(
+    pppd: str,
+    device: str,
+    *,
+    user: str | None,
+    password_fd: int | None,
+    ipparam: str | None,
+    options: tuple[str, ...],
+) -> list[str]:
+    """pppd's argv: our needs first, so the user's options (later on the line) win."""
+    argv = [pppd, device, "nodetach"]
+    if user:
+        argv += ["user", user]
+    if password_fd is not None:
+        argv += ["plugin", "passwordfd.so", "passwordfd", str(password_fd)]
+    if ipparam:
+        argv += ["ipparam", ipparam]
+    argv += list(options)
+    return argv
+
+
+class Pppd:
+    """A pppd process we started, with its pty master."""
+
+    def __init__(self, process: asyncio.subprocess.Process, master: int, slave: int) -> None:
+        self.process = process
+        self.master = master
+        self._slave = slave
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @classmethod
+    async def start(
+        cls,
+        pppd: str,
+        *,
+        user: str | None,
+        password: Secret | None,
+        ipparam: str | None,
+        options: tuple[str, ...],
+    ) -> Pppd:
+        master, slave, device = open_pty()
+        read_fd = None
+        pass_fds: tuple[int, ...] = ()
+        if password is not None:
+            read_fd, write_fd = os.pipe()
+            try:
+                os.write(write_fd, password.reveal().encode())
+            finally:
+                os.close(write_fd)
+            pass_fds = (read_fd,)
+        argv = pppd_argv(
+            pppd, device, user=user, password_fd=read_fd, ipparam=ipparam, options=options
+        )
+        log.info("starting %s", " ".join(argv))
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=2,
+                stderr=2,
+                pass_fds=pass_fds,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            os.close(master)
+            os.close(slave)
+            raise PppdError(f"cannot start {pppd}: {exc.strerror or exc}") from exc
+        finally:
+            if read_fd is not None:
+                os.close(read_fd)
+        log.info("pppd started, pid %d, on %s", process.pid, device)
+        return cls(process, master, slave)
+
+    async def stop(self, grace: float = 5.0) -> int | None:
+        """Ask pppd (and its scripts) to end; kill what is left after ``grace`` seconds."""
+        if self.process.returncode is None:
+            try:
+                proc = psutil.Process(self.pid)
+                procs = [proc, *proc.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                procs = []
+            for p in procs:
+                try:
+                    p.send_signal(signal.SIGTERM)
+                except psutil.NoSuchProcess:
+                    pass
+            try:
+                await asyncio.wait_for(self.process.wait(), grace)
+            except TimeoutError:
+                log.warning("pppd did not end within %.0f s: killing it", grace)
+                _, alive = psutil.wait_procs(procs, timeout=0)
+                for p in alive:
+                    try:
+                        p.kill()
+                    except psutil.NoSuchProcess:
+                        pass
+                await self.process.wait()
+        self.close_fds()
+        return self.process.returncode
+
+    def take_master(self) -> int:
+        """Hand the pty master over to the relay, which closes it."""
+        master, self.master = self.master, -1
+        return master
+
+    def close_fds(self) -> None:
+        for fd in (self.master, self._slave):
+            if fd >= 0:
+                os.close(fd)
+        self.master = self._slave = -1
+
+
+def describe_exit(status: int | None) -> str:
+    if status is None:
+        return "pppd is still running"
+    if status < 0:
+        return f"pppd was killed by signal {-status}"
+    return PPPD_EXIT.get(status, f"pppd exited with status {status}")
+
+
+def drop_privileges(user: str | None, group: str | None) -> None:
+    """setgroups/setgid/setuid to the given user and group (pty mode, after setup)."""
+    if not user and not group:
+        return
+    try:
+        pw = pwd.getpwnam(user) if user else None
+        gid = grp.getgrnam(group).gr_gid if group else (pw.pw_gid if pw else os.getgid())
+        os.setgroups([])
+        os.setgid(gid)
+        if pw is not None:
+            os.setuid(pw.pw_uid)
+    except (KeyError, OSError) as exc:
+        log.warning("could not drop privileges to %s:%s: %s", user, group, exc)
+        return
+    log.info("dropped privileges to %s:%s", user or os.getuid(), group or gid)

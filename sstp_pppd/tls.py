@@ -1,0 +1,117 @@
+"""The TLS side: the SSL context from the configuration, pin checks and readable failures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import ssl
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from .config import Config, Pin
+from .errors import ConfigError, TlsError
+
+
+def make_context(config: Config) -> ssl.SSLContext:
+    """A client context: chain and hostname verified unless --insecure, TLS >= 1.2."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = config.tls_min_version
+    if config.insecure:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+    try:
+        if config.ca_cert or config.ca_path:
+            # An explicit CA means exactly that CA: a private VPN CA must not be widened
+            # to every public CA in the system store.
+            ctx.load_verify_locations(cafile=config.ca_cert, capath=config.ca_path)
+        else:
+            ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
+        if config.crl_file:
+            ctx.load_verify_locations(cafile=config.crl_file)
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+        if config.crl_path:
+            ctx.load_verify_locations(capath=config.crl_path)
+            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load the CA/CRL files: {exc}") from exc
+    ctx.check_hostname = True
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def server_hostname(config: Config) -> str:
+    """The name given to ssl: it is checked against the certificate and sent as SNI.
+
+    Python sends no SNI for an address, which is right: RFC 6066 forbids addresses in SNI.
+    """
+    return config.tls_name
+
+
+def check_pins(der: bytes, pins: tuple[Pin, ...]) -> None:
+    """Raise TlsError unless the leaf matches one of the pins (no pins: nothing to check)."""
+    if not pins:
+        return
+    cert_digest = hashlib.sha256(der).digest()
+    spki_digest = hashlib.sha256(
+        x509.load_der_x509_certificate(der)
+        .public_key()
+        .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    ).digest()
+    for pin in pins:
+        if hmac.compare_digest(pin.digest, spki_digest if pin.spki else cert_digest):
+            return
+    raise TlsError(
+        f"the server certificate matches no --pin-sha256 (its SHA-256 is {cert_digest.hex(':')})"
+    )
+
+
+def describe_failure(exc: BaseException, config: Config) -> str:
+    """One line that says what did not match and how to fix it."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        code = exc.verify_code
+        msg = exc.verify_message or str(exc)
+        name = config.tls_name
+        if code == 62 or "Hostname mismatch" in msg or "IP address mismatch" in msg:
+            what = "address" if _is_address(name) else "name"
+            return (
+                f"TLS: the server certificate is not valid for the {what} {name!r}: "
+                f"connect by a name the certificate carries, or give it with --host NAME"
+            )
+        if code in (18, 19):
+            return (
+                "TLS: the server certificate is self-signed and not trusted: give its CA "
+                "with --ca-cert FILE, or pin it with --pin-sha256"
+            )
+        if code in (2, 20, 21):
+            src = config.ca_cert or config.ca_path or "the system CA store"
+            return (
+                f"TLS: the server certificate was not issued by a CA in {src}: give the "
+                f"right CA with --ca-cert FILE ({msg})"
+            )
+        if code == 10:
+            return "TLS: the server certificate has expired (check the clock, or renew it)"
+        if code == 9:
+            return "TLS: the server certificate is not yet valid (check the clock)"
+        if code == 23:
+            return "TLS: the server certificate has been revoked (CRL)"
+        return f"TLS: the server certificate failed verification: {msg}"
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or str(exc)
+        if "VERSION" in reason.upper() or "PROTOCOL" in reason.upper():
+            return (
+                f"TLS: no common protocol version with the server ({reason}); the server "
+                f"may only speak TLS < 1.2"
+            )
+        return f"TLS handshake failed: {reason}"
+    return f"TLS handshake failed: {exc}"
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True

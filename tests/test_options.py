@@ -1,0 +1,229 @@
+"""The command line: sstpc compatibility, --help equals the man page, secrets leave argv."""
+
+from __future__ import annotations
+
+import itertools
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from sstp_pppd import cli
+from sstp_pppd.config import build_config, parse_pin
+from sstp_pppd.errors import ConfigError, ExitCode
+from sstp_pppd.options import OPTIONS, ArgKind, help_text, parse_args, parse_server
+
+MAN = Path(__file__).resolve().parent.parent / "man" / "sstp-pppd.8"
+
+#: Every option sstpc 1.0.18 accepts (src/sstp-option.c, its --help and its man page).
+SSTPC_OPTIONS = {
+    "--ca-cert",
+    "--ca-path",
+    "--crl-file",
+    "--crl-path",
+    "--cert-warn",
+    "--tls-ext",
+    "--host",
+    "--uuid",
+    "--proxy",
+    "--nolaunchpppd",
+    "--ipparam",
+    "--user",
+    "--password",
+    "--priv-user",
+    "--priv-group",
+    "--priv-dir",
+    "--save-server-route",
+    "--log-level",
+    "--log-syslog",
+    "--log-stderr",
+    "--log-stdout",
+    "--log-file",
+    "--log-ident",
+    "--log-lineno",
+    "--log-filter",
+    "--log-token",
+    "--help",
+    "--version",
+}
+
+
+def man_options() -> set[str]:
+    """The options the man page describes: the tags of its .TP paragraphs."""
+    lines = MAN.read_text().splitlines()
+    opts = set()
+    for prev, line in itertools.pairwise(lines):
+        m = re.match(r"^\.(?:BI|BR|B) (\\-\\-[a-z0-9\\-]+)", line)
+        if prev == ".TP" and m:
+            opts.add(m.group(1).replace("\\-", "-"))
+    return opts
+
+
+def test_every_sstpc_option_is_accepted() -> None:
+    names = {o.name for o in OPTIONS}
+    assert SSTPC_OPTIONS <= names
+    for spec in OPTIONS:
+        assert spec.sstpc == (spec.name in SSTPC_OPTIONS), spec.name
+
+
+def test_help_and_man_page_list_the_same_options() -> None:
+    in_help = set(re.findall(r"^  (--[a-z0-9-]+)", help_text(), re.M))
+    assert in_help == {o.name for o in OPTIONS}
+    assert man_options() == in_help
+
+
+def test_man_page_exit_codes_match_the_enum() -> None:
+    text = MAN.read_text().split(".SH EXIT STATUS", 1)[1].split(".SH", 1)[0]
+    codes = {int(c) for c in re.findall(r"^\.B (\d+)$", text, re.M)}
+    assert codes == {int(c) for c in ExitCode}
+
+
+def test_options_then_server_then_pppd_options() -> None:
+    p = parse_args(
+        [
+            "--cert-warn",
+            "--log-level",
+            "4",
+            "--log-syslog",
+            "vpn.example.com",
+            "--",
+            "noauth",
+            "-am",
+            "--weird",
+        ]
+    )
+    assert p.values == {"cert_warn": True, "log_level": "4", "log_syslog": True}
+    assert p.server is not None and p.server.host == "vpn.example.com"
+    assert p.server.port == 443
+    assert p.pppd_options == ["noauth", "-am", "--weird"]
+
+
+def test_optional_values_only_with_equals() -> None:
+    p = parse_args(["--log-file=/tmp/x.log", "--log-syslog=/dev/log", "h"])
+    assert p.values == {"log_file": "/tmp/x.log", "log_syslog": "/dev/log"}
+
+
+def test_pppd_options_without_separator() -> None:
+    p = parse_args(["--nolaunchpppd", "h:4433", "noauth", "debug"])
+    assert p.server is not None and p.server.port == 4433
+    assert p.pppd_options == ["noauth", "debug"]
+
+
+def test_double_dash_before_server() -> None:
+    p = parse_args(["--user", "u", "--", "host", "noauth"])
+    assert p.server is not None and p.server.host == "host"
+    assert p.pppd_options == ["noauth"]
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port", "user", "password"),
+    [
+        ("vpn.example.com", "vpn.example.com", 443, None, None),
+        ("https://vpn.example.com:8443/path", "vpn.example.com", 8443, None, None),
+        ("https://al%40ice:p%3Ass@10.0.0.1", "10.0.0.1", 443, "al@ice", "p:ss"),
+        ("[2001:db8::1]:4443", "2001:db8::1", 4443, None, None),
+        ("[2001:db8::1]", "2001:db8::1", 443, None, None),
+    ],
+)
+def test_server_syntax(
+    text: str, host: str, port: int, user: str | None, password: str | None
+) -> None:
+    server, u, p = parse_server(text)
+    assert (server.host, server.port, u, p) == (host, port, user, password)
+
+
+@pytest.mark.parametrize("text", ["http://h", "h:99999", "[nothex]:1", "h:x", ""])
+def test_bad_server(text: str) -> None:
+    with pytest.raises(ConfigError):
+        parse_server(text)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--bogus", "h"],
+        ["--ca-cert"],
+        ["--tls-ext=1", "h"],
+        ["--log-level", "9", "h"],
+        ["--tls-min-version", "1.0", "h"],
+        ["--nolaunchpppd", "--log-stdout", "h"],
+        [],
+        ["--password", "a", "--password-file", "/dev/null", "h"],
+        ["--pin-sha256", "abc", "h"],
+        ["--connect-timeout", "-1", "h"],
+    ],
+)
+def test_usage_errors(argv: list[str]) -> None:
+    with pytest.raises(ConfigError):
+        build_config(parse_args(argv))
+
+
+def test_usage_error_exit_code(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--bogus", "h"]) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--bogus" in err
+
+
+def test_pins() -> None:
+    fp = "AB:" * 31 + "CD"
+    assert parse_pin(fp).digest == bytes.fromhex("ab" * 31 + "cd")
+    assert not parse_pin(fp).spki
+    pin = parse_pin("sha256//" + "A" * 43 + "=")
+    assert pin.spki and len(pin.digest) == 32
+
+
+def test_password_file(tmp_path: Path) -> None:
+    f = tmp_path / "pw"
+    f.write_text("s3cret with spaces\nsecond line\n")
+    f.chmod(0o600)
+    cfg = build_config(parse_args(["--password-file", str(f), "--user", "u", "h"]))
+    assert cfg.password is not None and cfg.password.reveal() == "s3cret with spaces"
+    assert "s3cret" not in repr(cfg)
+
+
+def test_insecure_and_cert_warn_are_one_option() -> None:
+    assert build_config(parse_args(["--cert-warn", "h"])).insecure
+    assert build_config(parse_args(["--insecure", "h"])).insecure
+    assert not build_config(parse_args(["h"])).insecure
+
+
+def test_password_is_scrubbed_from_the_process_command_line() -> None:
+    code = (
+        "import sys, time; from sstp_pppd.cli import scrub_argv; "
+        "ok = scrub_argv(['hunter2secret']); print(ok, flush=True); time.sleep(5)"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--password", "hunter2secret"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "True"
+        cmdline = Path(f"/proc/{proc.pid}/cmdline").read_bytes()
+        assert b"hunter2secret" not in cmdline
+        assert b"xxxxxxxxxxxxx" in cmdline
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_help_goes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    assert "--pin-sha256" in capsys.readouterr().out
+
+
+def test_every_option_kind_parses() -> None:
+    for spec in OPTIONS:
+        if spec.name in ("--help", "--version"):
+            continue
+        argv = {
+            ArgKind.NONE: [spec.name],
+            ArgKind.OPTIONAL: [spec.name],
+            ArgKind.REQUIRED: [spec.name, "1"],
+        }[spec.arg]
+        p = parse_args([*argv, "host"])
+        assert spec.dest in p.values
+        assert p.server is not None and p.server.host == "host"
