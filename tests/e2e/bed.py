@@ -24,6 +24,7 @@ import dataclasses
 import json
 import re
 import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -42,6 +43,10 @@ from .certs import (
 from .uml import CORE_MODULES, REPO, Guest, GuestError, GuestProcess, Result, tail
 
 SSTPD = REPO / ".e2e" / "sstpd-venv" / "bin" / "sstpd"
+# The interpreter running the tests has sstp_pppd installed, and the guest
+# sees the same filesystem: run our client in the guest with these.
+HOST_PYTHON = Path(sys.executable)
+SSTP_PPPD = HOST_PYTHON.with_name("sstp-pppd")
 XFER = Path(__file__).with_name("xfer.py")
 CLIENT_V4 = "192.0.2.2"
 CLIENT_V6 = "2001:db8::2"
@@ -347,32 +352,60 @@ class Lab:
         )
 
     def wait_for_ppp(
-        self, *, ns: str = "cli", ifname: str = "ppp0", timeout: float = 30.0
+        self,
+        *,
+        ns: str = "cli",
+        ifname: str = "ppp0",
+        timeout: float = 30.0,
+        proc: GuestProcess | None = None,
     ) -> PppLink:
-        """Wait until ``ifname`` in ``ns`` has an IPv4 address; GuestError on timeout."""
-        tries = max(1, int(timeout / 0.1))
+        """Wait until ``ifname`` in ``ns`` has an IPv4 peer address.
+
+        GuestError on timeout, or at once if ``proc`` (the client) exits first.
+        """
+        # bash: $SECONDS bounds the loop in time even when the guest is slow,
+        # and the /sys test is a builtin, so idle rounds cost only the sleep.
         script = (
-            f"i=0; while [ $i -lt {tries} ]; do "
-            f"ip -o -4 addr show dev {ifname} 2>/dev/null | grep ' peer ' && exit 0; "
-            "sleep 0.1; i=$((i+1)); done; exit 1"
+            f"while [ $SECONDS -lt {int(timeout) + 1} ]; do "
+            f"[ -e /sys/class/net/{ifname} ] && "
+            f"ip -o -4 addr show dev {ifname} | grep ' peer ' && exit 0; "
+            "sleep 0.1; done; exit 1"
         )
-        res = self.guest.sh(script, ns=ns, check=False, timeout=timeout + 30)
-        m = re.search(r"inet (\S+) peer ([0-9.]+)", res.stdout)
-        if res.returncode != 0 or m is None:
-            raise GuestError(f"{ifname} in {ns} did not come up within {timeout}s")
+        res = self._watch(["bash", "-c", script], ns, timeout, proc)
+        m = re.search(r"inet (\S+) peer ([0-9.]+)", res.stdout if res else "")
+        if res is None or res.returncode != 0 or m is None:
+            why = f"{proc.argv[0]} exited {proc.poll()}" if res is None and proc else "timeout"
+            raise GuestError(f"{ifname} in {ns} did not come up within {timeout}s ({why})")
         return PppLink(ifname=ifname, local=m.group(1), peer=m.group(2))
 
     def wait_for_no_ppp(
         self, *, ns: str = "cli", ifname: str = "ppp0", timeout: float = 15.0
     ) -> bool:
         """Wait until ``ifname`` is gone from ``ns``; False on timeout."""
-        tries = max(1, int(timeout / 0.1))
         script = (
-            f"i=0; while [ $i -lt {tries} ]; do "
-            f"ip link show dev {ifname} >/dev/null 2>&1 || exit 0; "
-            "sleep 0.1; i=$((i+1)); done; exit 1"
+            f"while [ $SECONDS -lt {int(timeout) + 1} ]; do "
+            f"[ -e /sys/class/net/{ifname} ] || exit 0; sleep 0.1; done; exit 1"
         )
-        return self.guest.sh(script, ns=ns, check=False, timeout=timeout + 30).returncode == 0
+        res = self._watch(["bash", "-c", script], ns, timeout, None)
+        return res is not None and res.returncode == 0
+
+    def _watch(
+        self, argv: list[str], ns: str, timeout: float, proc: GuestProcess | None
+    ) -> Result | None:
+        """Run a bounded guest loop; None if ``proc`` exits first (the loop is killed)."""
+        job = self.guest.spawn(argv, ns=ns, name="wait")
+        deadline = time.monotonic() + timeout + 30  # the loop bounds itself; this is a guard
+        try:
+            while (res := job.poll()) is None:
+                if proc is not None and proc.poll() is not None:
+                    return None
+                if time.monotonic() > deadline:
+                    raise GuestError(f"{argv} did not end in {timeout + 30}s")
+                time.sleep(0.05)
+            return res
+        finally:
+            if job.poll() is None:
+                job.kill(signal.SIGKILL)
 
     def ping(
         self, dst: str, *, ns: str = "cli", count: int = 3, log_dir: Path | None = None

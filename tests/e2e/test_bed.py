@@ -45,25 +45,31 @@ def connect(
     client_log: str = "sstpc.err",
     timeout: float = 30.0,
 ) -> tuple[GuestProcess, PppLink]:
-    """Start sstpd and the client until ppp0 is up in cli; retry once on a TLS hang."""
+    """Start sstpd and the client until ppp0 is up in cli.
+
+    sstpc sometimes hangs or quits in the TLS handshake ("The event loop
+    terminated unsuccessfully"): a failure before CONNECT ACK is retried once."""
     for attempt in (1, 2):
         d = case_dir if attempt == 1 else case_dir / f"attempt{attempt}"
         timings.steps["attempts"] = attempt
         with timings.step("server start"):
             lab.server.start(d, listen=listen)
-        try:
-            with timings.step("connect"):
-                client = start_client(d)
-                link = lab.wait_for_ppp(timeout=timeout)
-            return client, link
-        except GuestError:
-            log = (d / client_log).read_text(errors="replace") if (d / client_log).exists() else ""
-            client.stop(5.0)
-            lab.server.stop()
-            lab.guest.kill_all(grace=2.0)
-            if attempt == 2 or "CONNECT ACK" in log or client.poll() is None:
-                raise
-            warnings.warn("sstpc hung before CONNECT ACK (TLS); retried once", stacklevel=1)
+        with timings.step("connect"):
+            client = start_client(d)
+            try:
+                return client, lab.wait_for_ppp(timeout=timeout, proc=client)
+            except GuestError as e:
+                failure = e
+        log = (d / client_log).read_text(errors="replace") if (d / client_log).exists() else ""
+        client.stop(5.0)
+        lab.server.stop()
+        lab.guest.kill_all(grace=2.0)
+        # Past CONNECT ACK, TLS worked: that failure is not sstpc's known one.
+        if attempt == 2 or "CONNECT ACK" in log:
+            raise failure
+        warnings.warn(
+            f"sstpc failed before CONNECT ACK (TLS): {failure}; retried once", stacklevel=1
+        )
     raise AssertionError("unreachable")
 
 
@@ -161,16 +167,19 @@ def test_sstpc_rejects_wrong_ca(lab: Lab, case_dir: Path, timings: Timings) -> N
         try:
             with timings.step("refused"):
                 res = client.wait(30)
-            break
         except TimeoutError:
             client.stop(5.0)
-            lab.server.stop()
-            if attempt == 2:
-                raise
-            warnings.warn("sstpc hung (TLS); retried once", stacklevel=1)
+            res = None
+        lab.server.stop()
+        if res is not None and "SSL certificate verification failed" in res.stderr:
+            break
+        if attempt == 2:
+            pytest.fail(f"sstpc did not refuse the certificate: {res and res.stderr}")
+        warnings.warn("sstpc hung or quit in the TLS handshake; retried once", stacklevel=1)
+    assert res is not None
     assert res.returncode != 0
     assert "CONNECT ACK" not in res.stderr
-    assert "verif" in res.stderr.lower() or "certificate" in res.stderr.lower(), res.stderr
+    assert "unable to get local issuer certificate" in res.stderr
 
 
 def test_pppd_call_pty_mode(lab: Lab, case_dir: Path, timings: Timings) -> None:
