@@ -1,0 +1,497 @@
+"""SSTP packets and attributes ([MS-SSTP] 2.2): codec and incremental stream decoder.
+
+Wire format: a 4-byte header (Version ``0x10``; the C bit in the LSB of byte 1; a
+12-bit length of the whole packet in bytes 2-3), then either one raw PPP frame (data
+packet) or ``MsgType u16, NumAttr u16`` and the attributes (control packet). Each
+attribute is ``Reserved u8, ID u8, 12-bit length (header included), value``.
+
+Decoding policy (what is strict and what is lenient, and why):
+
+* Strict, because nothing can be framed after it: a version other than ``0x10`` and a
+  packet length under 4 raise :class:`FramingError` ([MS-SSTP] 3.1.5.1: drop the
+  connection). :func:`decode` also raises it when the length disagrees with the data.
+* Strict, because the values feed crypto binding or the state machine: a control
+  packet under 8 bytes, an attribute header cut short, an attribute length under 4 or
+  past the end of the packet, an unknown message type, and the fixed-size attributes
+  with any other size (ENCAPSULATED_PROTOCOL_ID 2, CRYPTO_BINDING_REQ 36,
+  CRYPTO_BINDING 100 value bytes) raise :class:`ProtocolError` with the status a
+  CALL_ABORT should carry.
+* Lenient, because real servers send it: reserved bits and bytes are ignored (sorz
+  and SoftEther mask the length to 12 bits); NumAttr is ignored and the attributes are
+  read up to the packet length, since the length is what frames them and sloppy peers
+  get the count wrong; attribute-less CALL_ABORT/CALL_DISCONNECT (SoftEther) decode
+  with ``attributes=()``; sorz's 4-byte STATUS_INFO value (just the status) decodes as
+  ``StatusInfo(attrib_id=0, status=...)``; attribute IDs with no meaning here, such as
+  the ID 0 in sorz's CALL_DISCONNECT, are kept as :class:`UnknownAttribute`; a
+  STATUS_INFO AttribValue longer than the 64 bytes of the spec is kept; an empty data
+  packet is a ``DataPacket(payload=b"")``.
+* Not checked here, because they are rules of the state machine: which attributes a
+  message may carry, duplicates, hash bitmask values, the protocol ID value.
+
+Constructors validate their fields and raise :class:`ProtocolError` (never
+``ValueError``) for sizes and ranges the wire cannot carry, so ``encode()`` of an
+attribute cannot fail; ``encode()`` of a packet raises it only when the whole packet
+is longer than :data:`MAX_PACKET_LENGTH`.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+from sstp_pppd.errors import FramingError, ProtocolError
+
+SSTP_VERSION = 0x10
+MAX_PACKET_LENGTH = 4095  # the length field has 12 bits
+HEADER_LENGTH = 4
+CONTROL_HEADER_LENGTH = 8
+ATTRIBUTE_HEADER_LENGTH = 4
+MAX_DATA_PAYLOAD = MAX_PACKET_LENGTH - HEADER_LENGTH  # 4091: the largest PPP frame
+PROTOCOL_ID_PPP = 1
+NONCE_LENGTH = 32
+HASH_FIELD_LENGTH = 32  # CertHash and Compound MAC; SHA-1 values are zero-padded
+
+_CONTROL_BIT = 0x01
+_MAX_ATTRIBUTE_VALUE = MAX_PACKET_LENGTH - CONTROL_HEADER_LENGTH - ATTRIBUTE_HEADER_LENGTH
+
+_HEADER = struct.Struct("!BBH")
+_CONTROL_HEADER = struct.Struct("!BBHHH")
+_STATUS_INFO = struct.Struct("!BBH3xBI")
+_BINDING_HEADER = struct.Struct("!BBH3xB")
+_ENCAPSULATED = struct.Struct("!BBHH")
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_STATUS_VALUE = struct.Struct("!3xBI")
+
+
+@enum.unique
+class MessageType(enum.IntEnum):
+    """Control message types ([MS-SSTP] 2.2.2)."""
+
+    CALL_CONNECT_REQUEST = 1
+    CALL_CONNECT_ACK = 2
+    CALL_CONNECT_NAK = 3
+    CALL_CONNECTED = 4
+    CALL_ABORT = 5
+    CALL_DISCONNECT = 6
+    CALL_DISCONNECT_ACK = 7
+    ECHO_REQUEST = 8
+    ECHO_RESPONSE = 9
+
+
+@enum.unique
+class AttributeId(enum.IntEnum):
+    """Attribute IDs ([MS-SSTP] 2.2.3); NO_ERROR appears only as a STATUS_INFO AttribID."""
+
+    NO_ERROR = 0
+    ENCAPSULATED_PROTOCOL_ID = 1
+    STATUS_INFO = 2
+    CRYPTO_BINDING = 3
+    CRYPTO_BINDING_REQ = 4
+
+
+@enum.unique
+class StatusCode(enum.IntEnum):
+    """STATUS_INFO Status values ([MS-SSTP] 2.2.8)."""
+
+    NO_ERROR = 0x00
+    DUPLICATE_ATTRIBUTE = 0x01
+    UNRECOGNIZED_ATTRIBUTE = 0x02
+    INVALID_ATTRIB_VALUE_LENGTH = 0x03
+    VALUE_NOT_SUPPORTED = 0x04
+    UNACCEPTED_FRAME_RECEIVED = 0x05
+    RETRY_COUNT_EXCEEDED = 0x06
+    INVALID_FRAME_RECEIVED = 0x07
+    NEGOTIATION_TIMEOUT = 0x08
+    ATTRIB_NOT_SUPPORTED_IN_MSG = 0x09
+    REQUIRED_ATTRIBUTE_MISSING = 0x0A
+    STATUS_INFO_NOT_SUPPORTED_IN_MSG = 0x0B
+
+
+@enum.unique
+class HashProtocol(enum.IntFlag):
+    """Certificate hash protocols: the CRYPTO_BINDING_REQ bitmask ([MS-SSTP] 2.2.6)."""
+
+    CERT_HASH_PROTOCOL_SHA1 = 0x01
+    CERT_HASH_PROTOCOL_SHA256 = 0x02
+
+
+def _bad_length(message: str) -> ProtocolError:
+    return ProtocolError(message, StatusCode.INVALID_ATTRIB_VALUE_LENGTH)
+
+
+def _bad_frame(message: str) -> ProtocolError:
+    return ProtocolError(message, StatusCode.INVALID_FRAME_RECEIVED)
+
+
+def _framing_error(message: str) -> FramingError:
+    return FramingError(message, StatusCode.INVALID_FRAME_RECEIVED)
+
+
+def _check_uint(name: str, value: int, bits: int) -> None:
+    if not 0 <= value < 1 << bits:
+        message = f"{name} {value!r} does not fit in {bits} bits"
+        raise ProtocolError(message, StatusCode.VALUE_NOT_SUPPORTED)
+
+
+def _check_size(name: str, value: bytes, size: int, maximum: bool = False) -> None:
+    if len(value) > size if maximum else len(value) != size:
+        raise _bad_length(f"{name} of {len(value)} bytes, {'at most ' if maximum else ''}{size}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EncapsulatedProtocolId:
+    """ENCAPSULATED_PROTOCOL_ID ([MS-SSTP] 2.2.4): ``protocol_id`` u16, 1 means PPP."""
+
+    protocol_id: int = PROTOCOL_ID_PPP
+
+    def __post_init__(self) -> None:
+        _check_uint("protocol_id", self.protocol_id, 16)
+
+    def encode(self) -> bytes:
+        """The attribute on the wire (6 bytes)."""
+        return _ENCAPSULATED.pack(0, AttributeId.ENCAPSULATED_PROTOCOL_ID, 6, self.protocol_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusInfo:
+    """STATUS_INFO ([MS-SSTP] 2.2.5).
+
+    ``attrib_id``: the attribute the status is about (0 for none); ``status``: a
+    :class:`StatusCode` value (u32); ``attrib_value``: the offending value, if any.
+    """
+
+    attrib_id: int
+    status: int
+    attrib_value: bytes = b""
+
+    def __post_init__(self) -> None:
+        _check_uint("attrib_id", self.attrib_id, 8)
+        _check_uint("status", self.status, 32)
+        _check_size("attrib_value", self.attrib_value, _MAX_ATTRIBUTE_VALUE - 8, maximum=True)
+
+    def encode(self) -> bytes:
+        """The attribute on the wire (12 bytes plus ``attrib_value``)."""
+        length = 12 + len(self.attrib_value)
+        header = _STATUS_INFO.pack(0, AttributeId.STATUS_INFO, length, self.attrib_id, self.status)
+        return header + self.attrib_value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CryptoBinding:
+    """CRYPTO_BINDING ([MS-SSTP] 2.2.7), the attribute of CALL_CONNECTED.
+
+    ``hash_protocol``: one :class:`HashProtocol` bit; ``nonce``: the server's 32 bytes;
+    ``cert_hash`` and ``compound_mac``: 32 bytes each (SHA-1 values zero-padded).
+    """
+
+    hash_protocol: int
+    nonce: bytes
+    cert_hash: bytes
+    compound_mac: bytes
+
+    def __post_init__(self) -> None:
+        _check_uint("hash_protocol", self.hash_protocol, 8)
+        _check_size("nonce", self.nonce, NONCE_LENGTH)
+        _check_size("cert_hash", self.cert_hash, HASH_FIELD_LENGTH)
+        _check_size("compound_mac", self.compound_mac, HASH_FIELD_LENGTH)
+
+    def encode(self) -> bytes:
+        """The attribute on the wire (104 bytes)."""
+        header = _BINDING_HEADER.pack(0, AttributeId.CRYPTO_BINDING, 104, self.hash_protocol)
+        return header + self.nonce + self.cert_hash + self.compound_mac
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CryptoBindingRequest:
+    """CRYPTO_BINDING_REQ ([MS-SSTP] 2.2.6), the attribute of CALL_CONNECT_ACK.
+
+    ``hash_bitmask``: the :class:`HashProtocol` bits the server accepts (sorz may send
+    0); ``nonce``: 32 bytes to echo in CALL_CONNECTED.
+    """
+
+    hash_bitmask: int
+    nonce: bytes
+
+    def __post_init__(self) -> None:
+        _check_uint("hash_bitmask", self.hash_bitmask, 8)
+        _check_size("nonce", self.nonce, NONCE_LENGTH)
+
+    def encode(self) -> bytes:
+        """The attribute on the wire (40 bytes)."""
+        header = _BINDING_HEADER.pack(0, AttributeId.CRYPTO_BINDING_REQ, 40, self.hash_bitmask)
+        return header + self.nonce
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownAttribute:
+    """An attribute whose ID has no meaning here, kept so the state machine can decide.
+
+    ``attribute_id``: any u8 except the IDs 1-4 decoded into the other classes;
+    ``value``: the bytes after the 4-byte attribute header.
+    """
+
+    attribute_id: int
+    value: bytes
+
+    def __post_init__(self) -> None:
+        _check_uint("attribute_id", self.attribute_id, 8)
+        if self.attribute_id in _ATTRIBUTE_PARSERS:
+            # decode() would turn it into the typed class, so it could not round-trip.
+            message = f"attribute ID {self.attribute_id} has its own class"
+            raise ProtocolError(message, StatusCode.VALUE_NOT_SUPPORTED)
+        _check_size("value", self.value, _MAX_ATTRIBUTE_VALUE, maximum=True)
+
+    def encode(self) -> bytes:
+        """The attribute on the wire (4 bytes plus ``value``)."""
+        header = _HEADER.pack(0, self.attribute_id, 4 + len(self.value))
+        return header + self.value
+
+
+Attribute: TypeAlias = (
+    EncapsulatedProtocolId | StatusInfo | CryptoBinding | CryptoBindingRequest | UnknownAttribute
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DataPacket:
+    """A data packet: ``payload`` is one raw PPP frame (no flags, FCS or escaping)."""
+
+    payload: bytes
+
+    def encode(self) -> bytes:
+        """The packet on the wire; :class:`ProtocolError` if over 4091 payload bytes."""
+        return encode_data(self.payload)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControlPacket:
+    """A control packet: ``message_type`` and its ``attributes`` in wire order."""
+
+    message_type: MessageType
+    attributes: tuple[Attribute, ...] = ()
+
+    def __post_init__(self) -> None:
+        message_type = _MESSAGE_TYPES.get(self.message_type)
+        if message_type is None:
+            message = f"unknown SSTP message type {self.message_type!r}"
+            raise ProtocolError(message, StatusCode.UNACCEPTED_FRAME_RECEIVED)
+        # Normalised so that equal packets compare and hash equal whatever was passed.
+        object.__setattr__(self, "message_type", message_type)
+        object.__setattr__(self, "attributes", tuple(self.attributes))
+
+    def encode(self) -> bytes:
+        """The packet on the wire; :class:`ProtocolError` if over 4095 bytes."""
+        body = b"".join([attribute.encode() for attribute in self.attributes])
+        length = CONTROL_HEADER_LENGTH + len(body)
+        if length > MAX_PACKET_LENGTH:
+            raise _bad_frame(f"control packet of {length} bytes exceeds {MAX_PACKET_LENGTH}")
+        header = _CONTROL_HEADER.pack(
+            SSTP_VERSION, _CONTROL_BIT, length, self.message_type, len(self.attributes)
+        )
+        return header + body
+
+
+Packet: TypeAlias = DataPacket | ControlPacket
+
+_MESSAGE_TYPES: dict[int, MessageType] = {member.value: member for member in MessageType}
+
+
+def encode_data(payload: bytes) -> bytes:
+    """Frame one PPP frame as a data packet (the hot path: no dataclass involved).
+
+    Raises :class:`ProtocolError` (INVALID_FRAME_RECEIVED) if ``payload`` is longer
+    than :data:`MAX_DATA_PAYLOAD`; the caller decides whether to drop the frame.
+    """
+    length = HEADER_LENGTH + len(payload)
+    if length > MAX_PACKET_LENGTH:
+        raise _bad_frame(f"PPP frame of {len(payload)} bytes exceeds {MAX_DATA_PAYLOAD}")
+    return _HEADER.pack(SSTP_VERSION, 0, length) + payload
+
+
+def _parse_encapsulated(value: bytes) -> Attribute:
+    _check_size("ENCAPSULATED_PROTOCOL_ID value", value, 2)
+    return EncapsulatedProtocolId(protocol_id=_U16.unpack(value)[0])
+
+
+def _parse_status_info(value: bytes) -> Attribute:
+    if len(value) >= 8:
+        attrib_id, status = _STATUS_VALUE.unpack_from(value)
+        return StatusInfo(attrib_id=attrib_id, status=status, attrib_value=value[8:])
+    if len(value) == 4:
+        # sstp-server (sorz) writes only the u32 status, without reserved bytes/AttribID.
+        return StatusInfo(attrib_id=0, status=_U32.unpack(value)[0])
+    raise _bad_length(f"STATUS_INFO value of {len(value)} bytes, 4 or at least 8")
+
+
+def _parse_crypto_binding(value: bytes) -> Attribute:
+    _check_size("CRYPTO_BINDING value", value, 100)
+    return CryptoBinding(
+        hash_protocol=value[3], nonce=value[4:36], cert_hash=value[36:68], compound_mac=value[68:]
+    )
+
+
+def _parse_crypto_binding_req(value: bytes) -> Attribute:
+    _check_size("CRYPTO_BINDING_REQ value", value, 36)
+    return CryptoBindingRequest(hash_bitmask=value[3], nonce=value[4:])
+
+
+_ATTRIBUTE_PARSERS: dict[int, Callable[[bytes], Attribute]] = {
+    AttributeId.ENCAPSULATED_PROTOCOL_ID: _parse_encapsulated,
+    AttributeId.STATUS_INFO: _parse_status_info,
+    AttributeId.CRYPTO_BINDING: _parse_crypto_binding,
+    AttributeId.CRYPTO_BINDING_REQ: _parse_crypto_binding_req,
+}
+
+
+def _decode_control(packet: bytes) -> ControlPacket:
+    """Decode a control packet whose header was already checked and whose length fits."""
+    end = len(packet)
+    if end < CONTROL_HEADER_LENGTH:
+        raise _bad_frame(f"control packet of {end} bytes is shorter than 8")
+    raw_type = (packet[4] << 8) | packet[5]
+    message_type = _MESSAGE_TYPES.get(raw_type)
+    if message_type is None:
+        message = f"unknown SSTP message type {raw_type:#06x}"
+        raise ProtocolError(message, StatusCode.UNACCEPTED_FRAME_RECEIVED)
+    attributes: list[Attribute] = []
+    pos = CONTROL_HEADER_LENGTH
+    while pos < end:
+        if end - pos < ATTRIBUTE_HEADER_LENGTH:
+            raise _bad_frame(f"{end - pos} stray bytes after the attributes")
+        attribute_id = packet[pos + 1]
+        length = ((packet[pos + 2] & 0x0F) << 8) | packet[pos + 3]
+        if length < ATTRIBUTE_HEADER_LENGTH or pos + length > end:
+            left = end - pos
+            raise _bad_length(f"attribute {attribute_id} length {length}, {left} bytes left")
+        value = packet[pos + ATTRIBUTE_HEADER_LENGTH : pos + length]
+        parser = _ATTRIBUTE_PARSERS.get(attribute_id)
+        if parser is None:
+            attributes.append(UnknownAttribute(attribute_id=attribute_id, value=value))
+        else:
+            attributes.append(parser(value))
+        pos += length
+    return ControlPacket(message_type=message_type, attributes=tuple(attributes))
+
+
+def decode(data: bytes) -> Packet:
+    """Decode exactly one whole packet.
+
+    :class:`FramingError` if the version is not 0x10 or the length field is under 4
+    or differs from ``len(data)``; :class:`ProtocolError` for a malformed control
+    packet (see the module docstring).
+    """
+    data = bytes(data)
+    if len(data) < HEADER_LENGTH:
+        raise _framing_error(f"{len(data)} bytes are too short for an SSTP header")
+    if data[0] != SSTP_VERSION:
+        raise _framing_error(f"unsupported SSTP version {data[0]:#04x}")
+    length = ((data[2] & 0x0F) << 8) | data[3]
+    if length != len(data):
+        raise _framing_error(f"length field {length} but {len(data)} bytes given")
+    if data[1] & _CONTROL_BIT:
+        return _decode_control(data)
+    return DataPacket(payload=data[HEADER_LENGTH:])
+
+
+class StreamDecoder:
+    """Incremental decoder for the server-to-client byte stream, split anywhere.
+
+    ``feed`` returns the whole packets in order and keeps the remainder (at most one
+    packet, so under 4095 bytes). A bad packet is reported in order: if good packets
+    came before it in the buffer, ``feed`` returns those, and the bad packet raises
+    on the next call (``feed(b"")`` checks at once; it returns ``[]`` when nothing is
+    pending). After a :class:`ProtocolError` the bad packet is consumed and decoding
+    can go on; a :class:`FramingError` is final and every later call raises it again.
+    """
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as packets."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[Packet]:
+        """Add ``data`` and return every packet now complete (see the class docstring)."""
+        buf = self._buffer + data if self._buffer else bytes(data)
+        end = len(buf)
+        packets: list[Packet] = []
+        append = packets.append
+        pos = 0
+        try:
+            while pos < end:
+                # Checked before the length is complete so garbage fails on its first byte.
+                if buf[pos] != SSTP_VERSION:
+                    if packets:
+                        break
+                    raise _framing_error(f"unsupported SSTP version {buf[pos]:#04x}")
+                if end - pos < HEADER_LENGTH:
+                    break
+                length = ((buf[pos + 2] & 0x0F) << 8) | buf[pos + 3]
+                if length < HEADER_LENGTH:
+                    if packets:
+                        break
+                    raise _framing_error(f"SSTP length field {length} is under 4")
+                next_pos = pos + length
+                if next_pos > end:
+                    break
+                if buf[pos + 1] & _CONTROL_BIT:
+                    try:
+                        append(_decode_control(buf[pos:next_pos]))
+                    except ProtocolError:
+                        if packets:
+                            break
+                        pos = next_pos  # well framed, so the stream can go on after it
+                        raise
+                else:
+                    append(DataPacket(payload=buf[pos + HEADER_LENGTH : next_pos]))
+                pos = next_pos
+        finally:
+            self._buffer = buf[pos:] if pos else buf
+        return packets
+
+
+def call_connect_request() -> ControlPacket:
+    """CALL_CONNECT_REQUEST for PPP (14 bytes on the wire)."""
+    return ControlPacket(
+        message_type=MessageType.CALL_CONNECT_REQUEST,
+        attributes=(EncapsulatedProtocolId(protocol_id=PROTOCOL_ID_PPP),),
+    )
+
+
+def call_abort(status: int = StatusCode.NO_ERROR, attrib_id: int = 0) -> ControlPacket:
+    """CALL_ABORT with one STATUS_INFO (20 bytes on the wire)."""
+    return ControlPacket(
+        message_type=MessageType.CALL_ABORT,
+        attributes=(StatusInfo(attrib_id=attrib_id, status=status),),
+    )
+
+
+def call_disconnect(status: int = StatusCode.NO_ERROR) -> ControlPacket:
+    """CALL_DISCONNECT with one STATUS_INFO (20 bytes on the wire)."""
+    return ControlPacket(
+        message_type=MessageType.CALL_DISCONNECT,
+        attributes=(StatusInfo(attrib_id=0, status=status),),
+    )
+
+
+def call_disconnect_ack() -> ControlPacket:
+    """CALL_DISCONNECT_ACK (8 bytes, no attributes)."""
+    return ControlPacket(message_type=MessageType.CALL_DISCONNECT_ACK)
+
+
+def echo_request() -> ControlPacket:
+    """ECHO_REQUEST (8 bytes, no attributes)."""
+    return ControlPacket(message_type=MessageType.ECHO_REQUEST)
+
+
+def echo_response() -> ControlPacket:
+    """ECHO_RESPONSE (8 bytes, no attributes)."""
+    return ControlPacket(message_type=MessageType.ECHO_RESPONSE)
