@@ -146,8 +146,12 @@ class Pppd:
         log.info("pppd started, pid %d, on %s", process.pid, device)
         return cls(process, master, slave)
 
-    async def stop(self, grace: float = 5.0) -> int | None:
-        """Ask pppd (and its scripts) to end; kill what is left after ``grace`` seconds."""
+    async def stop(self, grace: float = 10.0, sig: int = signal.SIGHUP) -> int | None:
+        """End pppd and its scripts; kill what is left after ``grace`` seconds.
+
+        SIGHUP by default: the SSTP link is gone by now, so pppd must not wait for an
+        LCP Terminate-Ack that cannot come (SIGTERM would cost it two 3 s timeouts).
+        """
         if self.process.returncode is None:
             try:
                 proc = psutil.Process(self.pid)
@@ -156,7 +160,7 @@ class Pppd:
                 procs = []
             for p in procs:
                 try:
-                    p.send_signal(signal.SIGTERM)
+                    p.send_signal(sig)
                 except psutil.NoSuchProcess:
                     pass
             try:

@@ -253,20 +253,26 @@ class Tunnel:
         self.flush()
 
     def tls_lost(self, exc: Exception | None) -> None:
-        if not self.acked.is_set() and self.tls is not None and self.tls.http_parser:
-            self.tls.fail_http(
-                HttpError(
-                    "the server closed the connection during the HTTP "
-                    "handshake (not an SSTP server, or it refused us)"
-                )
+        link = self.tls
+        if link is not None and link.http_parser is not None:
+            # Closed during the HTTP exchange: that is the server refusing us, not a drop.
+            error: SstpPppdError = HttpError(
+                "the server closed the connection during the HTTP handshake "
+                "(not an SSTP server, or it refused the request)"
             )
-        for event in self.conn.connection_lost(self.loop.time()):
-            self.handle_event(event)
-        if self.stopping:
-            self.finish()
-        else:
+            try:
+                link.http_parser.feed_eof()
+            except HttpError as exc_http:
+                error = exc_http
+            link.fail_http(error)
+            self.finish(error)
+        elif not self.stopping:
+            # Recorded before the state machine's own events, which only say "closed".
             reason = f": {exc}" if exc else ""
             self.finish(ConnectionLost(f"the server closed the connection{reason}"))
+        for event in self.conn.connection_lost(self.loop.time()):
+            self.handle_event(event)
+        self.finish()
 
     # ----- the pppd side ---------------------------------------------------------------
 
