@@ -45,7 +45,7 @@ async def open_tcp(host: str, port: int, timeout: float) -> socket.socket:
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setblocking(False)
         try:
-            log.info("connecting to %s port %d", addr[0], addr[1])
+            log.log(25, "connecting to %s port %d", addr[0], addr[1])
             await asyncio.wait_for(loop.sock_connect(sock, addr), timeout)
         except (OSError, TimeoutError) as exc:
             sock.close()
