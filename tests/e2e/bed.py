@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -40,7 +42,7 @@ from .certs import (
     KeyPair,
     make_certs,
 )
-from .uml import CORE_MODULES, REPO, Guest, GuestError, GuestProcess, Result, tail
+from .uml import CORE_MODULES, REPO, Guest, GuestError, GuestProcess, Result, tail, write_atomic
 
 SSTPD = REPO / ".e2e" / "sstpd-venv" / "bin" / "sstpd"
 # The interpreter running the tests has sstp_pppd installed, and the guest
@@ -71,9 +73,20 @@ CLIENT_HOSTS = (
 )
 
 
-def new_run_dir(base: Path | None = None) -> Path:
-    """A fresh ``.e2e/runs/<timestamp>`` directory."""
+def new_run_dir(base: Path | None = None, keep: int | None = None) -> Path:
+    """A fresh ``.e2e/runs/<timestamp>`` directory.
+
+    Older runs beyond the ``keep`` newest (default ``$SSTP_E2E_KEEP_RUNS`` or
+    20) are deleted, but only once untouched for an hour: another session
+    may be using one.
+    """
     base = base or REPO / ".e2e" / "runs"
+    keep = keep if keep is not None else int(os.environ.get("SSTP_E2E_KEEP_RUNS", "20"))
+    if base.is_dir():
+        runs = sorted((d for d in base.iterdir() if d.is_dir()), key=_last_used)
+        for old in runs[: max(0, len(runs) - keep)]:
+            if time.time() - _last_used(old) > 3600:
+                shutil.rmtree(old, ignore_errors=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for n in range(100):
         d = base / (stamp if n == 0 else f"{stamp}-{n}")
@@ -83,6 +96,12 @@ def new_run_dir(base: Path | None = None) -> Path:
             continue
         return d
     raise RuntimeError(f"cannot make a run directory in {base}")
+
+
+def _last_used(run: Path) -> float:
+    # A running guest appends to its agent log with every job.
+    paths = (run, run / "console.log", run / "guest" / "agent.log")
+    return max((p.stat().st_mtime for p in paths if p.exists()), default=0.0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -332,14 +351,17 @@ class Lab:
 
     def write_client_file(self, relpath: str, text: str, mode: int = 0o644) -> Path:
         """Write into the client's private files: "hosts" is its /etc/hosts, anything
-        else is relative to its /etc/ppp (e.g. "peers/NAME", "chap-secrets")."""
+        else is relative to its /etc/ppp (e.g. "peers/NAME", "chap-secrets").
+
+        The file is replaced by rename (:func:`~.uml.write_atomic`). The guest
+        sees the change only once no guest process holds the old file open;
+        for "hosts", bound into every cli command, once no cli command runs."""
         if relpath == "hosts":
             path = self.guest.cli_hosts
         else:
             path = self.guest.cli_etc_ppp / relpath
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        path.chmod(mode)
+        write_atomic(path, text, mode)
         return path
 
     def pppd_call(

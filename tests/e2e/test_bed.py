@@ -111,6 +111,14 @@ def test_topology(lab: Lab, case_dir: Path) -> None:
     assert r.stdout.split()[0] == SERVER_V6
     lab.write_client_file("peers/marker", "# marker\n")
     assert g.run(["cat", "/etc/ppp/peers/marker"], ns="cli").stdout == "# marker\n"
+    # While a guest process holds a shared file open, the guest keeps seeing
+    # its old content (README): new content goes under a new name then.
+    holder = g.spawn(["sh", "-c", "exec 3</etc/ppp/peers/marker; exec sleep 60"], ns="cli")
+    lab.write_client_file("peers/marker2", "# marker 2\n")
+    assert g.run(["cat", "/etc/ppp/peers/marker2"], ns="cli").stdout == "# marker 2\n"
+    holder.stop()
+    lab.write_client_file("peers/marker", "# market\n")
+    assert g.run(["cat", "/etc/ppp/peers/marker"], ns="cli").stdout == "# market\n"
     assert g.run(["test", "-e", "/etc/ppp/peers/marker"], ns="srv").returncode == 1
     r = g.sh("stat -f -c %T /etc/ppp; wc -c < /etc/ppp/options", ns="srv")
     assert r.stdout.split() == ["tmpfs", "0"]

@@ -22,6 +22,9 @@ Typical use::
 Commands in ``cli`` see the client's own /etc/ppp (``RUN_DIR/cli/etc-ppp``:
 write ``peers/NAME``, ``chap-secrets``, ``options`` there from the host) and
 /etc/hosts (``RUN_DIR/cli/hosts``), bind-mounted in their own mount namespace.
+Files shared with the guest: while a guest process holds one open, the
+guest keeps seeing its old content, whatever the host does to it; write new
+content under a new name then. Otherwise host changes are seen at once.
 Commands in ``srv`` or in the root namespace see the guest's tmpfs /etc/ppp
 (change it with :meth:`Guest.write_file`).
 
@@ -456,6 +459,19 @@ def _proc(p: dict[str, Any]) -> GuestProc:
     return GuestProc(
         pid=p["pid"], ppid=p["ppid"], pgid=p["pgid"], state=p["state"], argv=tuple(p["argv"])
     )
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Replace ``path`` by a complete new file holding ``text`` (by rename), so
+    that a guest reading it never sees it half written.
+
+    A guest process that holds the old file open keeps the old content, and
+    while one does, so do new opens in the guest (hostfs keeps that inode).
+    """
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.chmod(mode)
+    tmp.replace(path)
 
 
 def tail(text: str, lines: int = 30) -> str:
