@@ -429,6 +429,27 @@ class Lab:
             if job.poll() is None:
                 job.kill(signal.SIGKILL)
 
+    def check_link(
+        self,
+        link: PppLink,
+        *,
+        nbytes: int = 4 << 20,
+        log_dir: Path | None = None,
+        timings: Timings | None = None,
+    ) -> Transfer:
+        """Ping across ``link`` (cli's PPP link) both ways, then send ``nbytes``
+        cli -> srv with a checksum; AssertionError if anything fails."""
+        t = timings or Timings()
+        with t.step("ping both ways"):
+            for dst, ns in ((link.peer, "cli"), (link.local, "srv")):
+                res = self.ping(dst, ns=ns, log_dir=log_dir)
+                assert res.returncode == 0, f"ping {dst} from {ns}:\n{res.stdout}{res.stderr}"
+        with t.step(f"transfer {nbytes / (1 << 20):g} MiB"):
+            xfer = self.transfer(nbytes, log_dir=log_dir)
+        assert xfer.ok, xfer
+        t.steps["Mbit/s"] = round(xfer.mbit_s, 1)
+        return xfer
+
     def ping(
         self, dst: str, *, ns: str = "cli", count: int = 3, log_dir: Path | None = None
     ) -> Result:

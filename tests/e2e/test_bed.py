@@ -135,13 +135,7 @@ def test_sstpc_full_case(lab: Lab, case_dir: Path, timings: Timings) -> None:
     assert link.local.startswith("10.66.0.")
     with timings.step("binding"):
         lab.server.wait_for_log("Crypto Binding is valid.", 15)
-    with timings.step("ping"):
-        assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
-        assert lab.ping(link.local, ns="srv", log_dir=case_dir).returncode == 0
-    with timings.step("transfer 4 MiB"):
-        xfer = lab.transfer(4 << 20, log_dir=case_dir)
-    assert xfer.ok, xfer
-    timings.steps["Mbit/s"] = xfer.mbit_s
+    lab.check_link(link, nbytes=4 << 20, log_dir=case_dir, timings=timings)
     with timings.step("disconnect"):
         res = client.stop(10.0)
         assert lab.wait_for_no_ppp()

@@ -75,14 +75,10 @@ class GuestError(Exception):
     """The guest failed to boot, died, or did not answer in time."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
-class Result:
-    """A finished guest command."""
+class _Output:
+    """A guest command's stdout and stderr, read from their files on the host."""
 
-    argv: tuple[str, ...]
-    pid: int
-    returncode: int  # negative: killed by that signal
-    duration: float  # guest seconds from spawn to exit
+    __slots__ = ()
     stdout_path: Path
     stderr_path: Path
 
@@ -93,6 +89,18 @@ class Result:
     @property
     def stderr(self) -> str:
         return self.stderr_path.read_text(errors="replace")
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Result(_Output):
+    """A finished guest command."""
+
+    argv: tuple[str, ...]
+    pid: int
+    returncode: int  # negative: killed by that signal
+    duration: float  # guest seconds from spawn to exit
+    stdout_path: Path
+    stderr_path: Path
 
     def check(self) -> Result:
         """Raise GuestError with the output tails unless the exit code is 0."""
@@ -115,7 +123,7 @@ class GuestProc:
     argv: tuple[str, ...]
 
 
-class GuestProcess:
+class GuestProcess(_Output):
     """A command started with :meth:`Guest.spawn`; its ``pid`` is the program's own."""
 
     def __init__(self, guest: Guest, seq: str, argv: Sequence[str], out: Path, err: Path):
@@ -160,14 +168,6 @@ class GuestProcess:
         except TimeoutError:
             self.kill(signal.SIGKILL)
             return self.wait(5.0)
-
-    @property
-    def stdout(self) -> str:
-        return self.stdout_path.read_text(errors="replace")
-
-    @property
-    def stderr(self) -> str:
-        return self.stderr_path.read_text(errors="replace")
 
     def _make(self, obj: dict[str, Any]) -> Result:
         return Result(
