@@ -1,10 +1,5 @@
 """SSTP packets and attributes ([MS-SSTP] 2.2): codec and incremental stream decoder.
 
-Wire format: a 4-byte header (Version ``0x10``; the C bit in the LSB of byte 1; a
-12-bit length of the whole packet in bytes 2-3), then either one raw PPP frame (data
-packet) or ``MsgType u16, NumAttr u16`` and the attributes (control packet). Each
-attribute is ``Reserved u8, ID u8, 12-bit length (header included), value``.
-
 Decoding policy (what is strict and what is lenient, and why):
 
 * Strict, because nothing can be framed after it: a version other than ``0x10`` and a
@@ -62,9 +57,6 @@ _CONTROL_HEADER = struct.Struct("!BBHHH")
 _STATUS_INFO = struct.Struct("!BBH3xBI")
 _BINDING_HEADER = struct.Struct("!BBH3xB")
 _ENCAPSULATED = struct.Struct("!BBHH")
-_U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
-_STATUS_VALUE = struct.Struct("!3xBI")
 
 
 @enum.unique
@@ -158,11 +150,8 @@ class EncapsulatedProtocolId:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StatusInfo:
-    """STATUS_INFO ([MS-SSTP] 2.2.5).
-
-    ``attrib_id``: the attribute the status is about (0 for none); ``status``: a
-    :class:`StatusCode` value (u32); ``attrib_value``: the offending value, if any.
-    """
+    """STATUS_INFO ([MS-SSTP] 2.2.5): ``status`` (a :class:`StatusCode`, u32) about the
+    attribute ``attrib_id`` (0 for none), whose offending value is ``attrib_value``."""
 
     attrib_id: int
     status: int
@@ -182,11 +171,9 @@ class StatusInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CryptoBinding:
-    """CRYPTO_BINDING ([MS-SSTP] 2.2.7), the attribute of CALL_CONNECTED.
-
-    ``hash_protocol``: one :class:`HashProtocol` bit; ``nonce``: the server's 32 bytes;
-    ``cert_hash`` and ``compound_mac``: 32 bytes each (SHA-1 values zero-padded).
-    """
+    """CRYPTO_BINDING ([MS-SSTP] 2.2.7) of CALL_CONNECTED: ``hash_protocol`` (one
+    :class:`HashProtocol` bit), the server's 32-byte ``nonce``, and the 32-byte
+    ``cert_hash`` and ``compound_mac`` (SHA-1 values zero-padded)."""
 
     hash_protocol: int
     nonce: bytes
@@ -207,11 +194,8 @@ class CryptoBinding:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CryptoBindingRequest:
-    """CRYPTO_BINDING_REQ ([MS-SSTP] 2.2.6), the attribute of CALL_CONNECT_ACK.
-
-    ``hash_bitmask``: the :class:`HashProtocol` bits the server accepts (sorz may send
-    0); ``nonce``: 32 bytes to echo in CALL_CONNECTED.
-    """
+    """CRYPTO_BINDING_REQ ([MS-SSTP] 2.2.6) of CALL_CONNECT_ACK: ``hash_bitmask`` (the
+    :class:`HashProtocol` bits offered; sorz may send 0) and the 32-byte ``nonce``."""
 
     hash_bitmask: int
     nonce: bytes
@@ -228,11 +212,8 @@ class CryptoBindingRequest:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownAttribute:
-    """An attribute whose ID has no meaning here, kept so the state machine can decide.
-
-    ``attribute_id``: any u8 except the IDs 1-4 decoded into the other classes;
-    ``value``: the bytes after the 4-byte attribute header.
-    """
+    """An attribute kept for the state machine to judge: ``attribute_id`` (any u8 but
+    1-4, which have their classes) and ``value`` (the bytes after the header)."""
 
     attribute_id: int
     value: bytes
@@ -314,16 +295,16 @@ def encode_data(payload: bytes) -> bytes:
 
 def _parse_encapsulated(value: bytes) -> Attribute:
     _check_size("ENCAPSULATED_PROTOCOL_ID value", value, 2)
-    return EncapsulatedProtocolId(protocol_id=_U16.unpack(value)[0])
+    return EncapsulatedProtocolId(protocol_id=int.from_bytes(value, "big"))
 
 
 def _parse_status_info(value: bytes) -> Attribute:
     if len(value) >= 8:
-        attrib_id, status = _STATUS_VALUE.unpack_from(value)
-        return StatusInfo(attrib_id=attrib_id, status=status, attrib_value=value[8:])
+        status = int.from_bytes(value[4:8], "big")
+        return StatusInfo(attrib_id=value[3], status=status, attrib_value=value[8:])
     if len(value) == 4:
         # sstp-server (sorz) writes only the u32 status, without reserved bytes/AttribID.
-        return StatusInfo(attrib_id=0, status=_U32.unpack(value)[0])
+        return StatusInfo(attrib_id=0, status=int.from_bytes(value, "big"))
     raise _bad_length(f"STATUS_INFO value of {len(value)} bytes, 4 or at least 8")
 
 
@@ -460,26 +441,20 @@ class StreamDecoder:
 
 def call_connect_request() -> ControlPacket:
     """CALL_CONNECT_REQUEST for PPP (14 bytes on the wire)."""
-    return ControlPacket(
-        message_type=MessageType.CALL_CONNECT_REQUEST,
-        attributes=(EncapsulatedProtocolId(protocol_id=PROTOCOL_ID_PPP),),
-    )
+    protocol_id = EncapsulatedProtocolId(protocol_id=PROTOCOL_ID_PPP)
+    return ControlPacket(message_type=MessageType.CALL_CONNECT_REQUEST, attributes=(protocol_id,))
 
 
 def call_abort(status: int = StatusCode.NO_ERROR, attrib_id: int = 0) -> ControlPacket:
     """CALL_ABORT with one STATUS_INFO (20 bytes on the wire)."""
-    return ControlPacket(
-        message_type=MessageType.CALL_ABORT,
-        attributes=(StatusInfo(attrib_id=attrib_id, status=status),),
-    )
+    status_info = StatusInfo(attrib_id=attrib_id, status=status)
+    return ControlPacket(message_type=MessageType.CALL_ABORT, attributes=(status_info,))
 
 
 def call_disconnect(status: int = StatusCode.NO_ERROR) -> ControlPacket:
     """CALL_DISCONNECT with one STATUS_INFO (20 bytes on the wire)."""
-    return ControlPacket(
-        message_type=MessageType.CALL_DISCONNECT,
-        attributes=(StatusInfo(attrib_id=0, status=status),),
-    )
+    status_info = StatusInfo(attrib_id=0, status=status)
+    return ControlPacket(message_type=MessageType.CALL_DISCONNECT, attributes=(status_info,))
 
 
 def call_disconnect_ack() -> ControlPacket:

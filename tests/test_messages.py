@@ -269,19 +269,25 @@ def test_protocol_errors(wire: str, status: int) -> None:
     assert exc.value.status == status
 
 
-@pytest.mark.parametrize("size", [0, 35, 37, 100])
-def test_crypto_binding_request_must_be_36_bytes(size: int) -> None:
-    wire = H("10 01") + (12 + size).to_bytes(2, "big") + H("00 02 00 01 00 04")
-    wire += (4 + size).to_bytes(2, "big") + bytes(size)
-    with pytest.raises(ProtocolError) as exc:
-        decode(wire)
-    assert exc.value.status == StatusCode.INVALID_ATTRIB_VALUE_LENGTH
-
-
-@pytest.mark.parametrize("size", [0, 36, 99, 101])
-def test_crypto_binding_must_be_100_bytes(size: int) -> None:
-    wire = H("10 01") + (12 + size).to_bytes(2, "big") + H("00 04 00 01 00 03")
-    wire += (4 + size).to_bytes(2, "big") + bytes(size)
+@pytest.mark.parametrize(
+    ("message_type", "attribute_id", "size"),
+    [
+        *[
+            (MessageType.CALL_CONNECT_ACK, AttributeId.CRYPTO_BINDING_REQ, n)
+            for n in (0, 35, 37, 100)
+        ],
+        *[(MessageType.CALL_CONNECTED, AttributeId.CRYPTO_BINDING, n) for n in (0, 36, 99, 101)],
+        *[
+            (MessageType.CALL_CONNECT_REQUEST, AttributeId.ENCAPSULATED_PROTOCOL_ID, n)
+            for n in (0, 4)
+        ],
+    ],
+)
+def test_fixed_size_attributes_reject_other_sizes(
+    message_type: MessageType, attribute_id: AttributeId, size: int
+) -> None:
+    wire = H("10 01") + (12 + size).to_bytes(2, "big") + message_type.to_bytes(2, "big")
+    wire += H("00 01 00") + bytes((attribute_id,)) + (4 + size).to_bytes(2, "big") + bytes(size)
     with pytest.raises(ProtocolError) as exc:
         decode(wire)
     assert exc.value.status == StatusCode.INVALID_ATTRIB_VALUE_LENGTH
