@@ -21,7 +21,14 @@ from collections.abc import Callable
 
 from sstp_pppd import crypto
 
-__all__ = ["AuthEvent", "AuthFailed", "AuthSucceeded", "AuthWatcher", "PasswordLookup"]
+__all__ = [
+    "AuthEvent",
+    "AuthFailed",
+    "AuthSucceeded",
+    "AuthWatcher",
+    "PasswordLookup",
+    "ppp_protocol",
+]
 
 PROTO_LCP = 0xC021
 PROTO_PAP = 0xC023
@@ -107,7 +114,7 @@ class _MsChapV2:
     failure_message: bytes | None = None
 
 
-def _ppp_protocol(frame: bytes) -> tuple[int, int]:
+def ppp_protocol(frame: bytes) -> tuple[int, int]:
     """Return (protocol, offset of the information field); protocol -1 if too short."""
     start = 2 if frame[:2] == b"\xff\x03" else 0
     if len(frame) <= start:
@@ -185,7 +192,7 @@ class AuthWatcher:
         """Look at a frame pppd sends toward the server; return the outcome if known."""
         if self.done:
             return None
-        protocol, offset = _ppp_protocol(frame)
+        protocol, offset = ppp_protocol(frame)
         if protocol < 0xC000:
             # An NCP (IPCP, IPv6CP, CCP...) means pppd has entered the network phase,
             # which it does only after authentication succeeded (or none was needed).
@@ -210,7 +217,7 @@ class AuthWatcher:
         """Look at a frame the server sent; return the outcome if it ends authentication."""
         if self.done:
             return None
-        protocol, offset = _ppp_protocol(frame)
+        protocol, offset = ppp_protocol(frame)
         if protocol not in (PROTO_CHAP, PROTO_EAP, PROTO_PAP):
             return None
         packet = _packet(frame, offset)

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .errors import ConfigError
+from .pppwatch import PasswordLookup
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +150,23 @@ def chap_secrets_lookup(path: str = CHAP_SECRETS) -> tuple[list[SecretEntry], st
             return parse_secrets(f), None
     except OSError as exc:
         return [], f"cannot read {path}: {exc.strerror}"
+
+
+def password_lookup(given: Secret | None) -> PasswordLookup:
+    """How the binding finds the MS-CHAPv2 password: the one we were given, else the
+    chap-secrets entry pppd itself would use for that user and server name."""
+
+    def lookup(user: str, server: str) -> str | None:
+        if given is not None:
+            return given.reveal()
+        entries, problem = chap_secrets_lookup()
+        if problem:
+            log.warning("no password for the crypto binding: %s", problem)
+            return None
+        found = find_secret(entries, user, server)
+        if found is None:
+            log.warning("no chap-secrets entry for %r to derive the binding keys", user)
+            return None
+        return found.reveal()
+
+    return lookup

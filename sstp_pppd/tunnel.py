@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 from . import connection as sstp
@@ -32,6 +31,7 @@ from .errors import (
     TlsError,
 )
 from .handshake import ResponseParser, check_sstp_response, new_correlation_id, sstp_request
+from .logsetup import NOTICE
 from .messages import StatusCode
 from .net import open_tcp, open_via_proxy, proxy_for
 from .pppd import (
@@ -42,9 +42,10 @@ from .pppd import (
     drop_privileges,
     find_pppd,
 )
+from .pppwatch import PasswordLookup, ppp_protocol
 from .relay import PtyLink, TlsLink
-from .secrets import Secret, chap_secrets_lookup, find_secret
 from .tls import check_pins, describe_failure, make_context, server_hostname
+from .trace import PacketTrace
 
 log = logging.getLogger("sstp_pppd")
 
@@ -53,11 +54,33 @@ HTTP_TIMEOUT = 60.0
 #: Frames pppd sends before the server acknowledged the call are held, not lost: a lost
 #: first LCP Configure-Request costs pppd's 3 s restart timer. Beyond this, drop.
 EARLY_FRAMES_MAX = 64
-#: IP protocol numbers whose arrival from the server shows that it passes data.
-_PPP_IPV4 = b"\x00\x21"
-_PPP_IPV6 = b"\x00\x57"
+#: PPP protocols below this carry network-layer data (RFC 1661 3.1): once the server
+#: sends such a frame after CALL_CONNECTED, it has accepted the binding.
+_FIRST_CONTROL_PROTOCOL = 0x4000
 
-PasswordLookup = Callable[[str, str], str | None]
+
+#: MS-CHAP failure codes (RFC 2759 6; Windows RAS error numbers).
+_MSCHAP_ERRORS = {
+    646: "logons are not allowed at this time",
+    647: "the account is disabled",
+    648: "the password has expired",
+    649: "the account has no dial-in permission",
+    691: "wrong user name or password",
+    709: "changing the password failed",
+}
+
+
+def explain_auth_failure(method: str, message: str) -> str:
+    """``MS-CHAPv2: wrong user name or password (server: Access denied)`` from E=/M= fields."""
+    fields = dict(
+        part.split("=", 1) for part in message.split() if "=" in part and part[:2] != "M="
+    )
+    text = message.split("M=", 1)[1].strip() if "M=" in message else ""
+    code = fields.get("E", "")
+    reason = _MSCHAP_ERRORS.get(int(code), f"error {code}") if code.isdigit() else ""
+    if not reason:
+        return f"{method}: {message}" if message else method
+    return f"{method}: {reason}" + (f" (server: {text})" if text else "")
 
 
 def _status_name(status: int) -> str:
@@ -91,6 +114,9 @@ class Tunnel:
         self.auth_failed: str | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None
+        debug = log.isEnabledFor(logging.DEBUG)
+        self.trace_in = PacketTrace(log, "<-") if debug else None
+        self.trace_out = PacketTrace(log, "->") if debug else None
 
     # ----- outcome -------------------------------------------------------------------
 
@@ -124,7 +150,7 @@ class Tunnel:
         self.cert_der = ssl_obj.getpeercert(binary_form=True) or b""
         check_pins(self.cert_der, cfg.pins)
         log.log(
-            25,
+            NOTICE,
             "TLS established: %s, %s, certificate %s",
             ssl_obj.version(),
             ssl_obj.cipher()[0] if ssl_obj.cipher() else "?",
@@ -152,6 +178,8 @@ class Tunnel:
 
     def from_server(self, data: bytes) -> None:
         """Bytes from TLS: through the state machine, PPP frames on to pppd."""
+        if self.trace_in is not None:
+            self.trace_in.feed(data)
         try:
             events = self.conn.receive_data(data, self.loop.time())
         except SstpError as exc:
@@ -170,7 +198,7 @@ class Tunnel:
             case sstp.ConnectAcked(hash_protocol=hash_protocol):
                 self.cert_hash = crypto.cert_hash(self.cert_der, int(hash_protocol))
                 log.log(
-                    25,
+                    NOTICE,
                     "SSTP call accepted by the server (binding hash %s)",
                     "SHA-256" if int(hash_protocol) == 2 else "SHA-1",
                 )
@@ -179,7 +207,7 @@ class Tunnel:
                 log.debug("echo request from the server answered")
             case sstp.Disconnected(status=status):
                 if self.stopping:
-                    log.log(25, "SSTP disconnected")
+                    log.log(NOTICE, "SSTP disconnected")
                 else:
                     self.finish(
                         ConnectionLost(f"the server disconnected the call ({_status_name(status)})")
@@ -220,10 +248,9 @@ class Tunnel:
                 self.auth_event(watcher.from_server(frame))
         if not self.data_seen and self.connected:
             for frame in frames:
-                proto = frame[2:4] if frame[:2] == b"\xff\x03" else frame[:2]
-                if proto in (_PPP_IPV4, _PPP_IPV6):
+                if 0 <= ppp_protocol(frame)[0] < _FIRST_CONTROL_PROTOCOL:
                     self.data_seen = True
-                    log.log(25, "crypto binding accepted: the server passes IP traffic")
+                    log.log(NOTICE, "crypto binding accepted: the server passes IP traffic")
                     break
         if self.pty is not None:
             self.pty.write(hdlc.encode_frames(frames))
@@ -232,6 +259,8 @@ class Tunnel:
         data = self.conn.data_to_send()
         if data and self.tls is not None:
             self.tls.write(data)
+            if self.trace_out is not None:
+                self.trace_out.feed(data)
         self.arm_timer()
 
     def arm_timer(self) -> None:
@@ -315,7 +344,7 @@ class Tunnel:
         if event is None:
             return
         if isinstance(event, pppwatch.AuthFailed):
-            self.auth_failed = f"{event.method}: {event.message}" if event.message else event.method
+            self.auth_failed = explain_auth_failure(event.method, event.message)
             log.error("PPP authentication failed (%s)", self.auth_failed)
             self.watcher = None
             return
@@ -326,14 +355,14 @@ class Tunnel:
                 "crypto binding uses a zero key and a verifying server will reject it",
                 event.method,
             )
-        log.log(25, "PPP authentication succeeded (%s)", event.method)
+        log.log(NOTICE, "PPP authentication succeeded (%s)", event.method)
         try:
             self.conn.send_call_connected(self.cert_hash, event.hlak, self.loop.time())
         except SstpError as exc:
             self.finish(exc)
             return
         self.connected = True
-        log.log(25, "SSTP call connected: crypto binding sent")
+        log.log(NOTICE, "SSTP call connected: crypto binding sent")
         self.flush()
         if self.config.priv_user or self.config.priv_group:
             drop_privileges(self.config.priv_user, self.config.priv_group)
@@ -347,7 +376,7 @@ class Tunnel:
                 log.warning("second signal: closing at once")
                 self.finish(Interrupted("interrupted"))
                 return
-            log.log(25, "signal %s: disconnecting", signal.Signals(signum).name)
+            log.log(NOTICE, "signal %s: disconnecting", signal.Signals(signum).name)
             if not self.connected:
                 self.outcome = self.outcome or Interrupted("interrupted before the tunnel was up")
         self.stopping = True
@@ -451,23 +480,3 @@ def exit_code_of(exc: BaseException | None) -> ExitCode:
     if isinstance(exc, SstpPppdError):
         return exc.exit_code
     return ExitCode.INTERNAL
-
-
-def make_password_lookup(config: Config) -> PasswordLookup:
-    """How pppwatch finds the password for MS-CHAPv2 keys: ours, else chap-secrets."""
-    given: Secret | None = config.password
-
-    def lookup(user: str, server: str) -> str | None:
-        if given is not None:
-            return given.reveal()
-        entries, problem = chap_secrets_lookup()
-        if problem:
-            log.warning("no password for the crypto binding: %s", problem)
-            return None
-        found = find_secret(entries, user, server)
-        if found is None:
-            log.warning("no chap-secrets entry for %r to derive the binding keys", user)
-            return None
-        return found.reveal()
-
-    return lookup

@@ -794,7 +794,9 @@ def test_any_sequence_ends_cleanly(operations: list[tuple[str, object]]) -> None
 
 
 @pytest.mark.slow
-@settings(max_examples=100_000, deadline=None)
+# 10,000 sequences of up to 40 operations: ~1 min; the 100,000-example runs that the
+# foundation issue asks for are the codec's (tests/test_messages.py).
+@settings(max_examples=10_000, deadline=None)
 @given(st.lists(OPERATION, max_size=40))
 def test_any_sequence_ends_cleanly_long(operations: list[tuple[str, object]]) -> None:
     _run(operations)

@@ -767,6 +767,7 @@ def test_fuzz_parser(data: bytes, cuts: list[int]) -> None:
 
 @pytest.mark.slow
 @given(data=fuzz_input, cuts=fuzz_cuts)
-@settings(max_examples=100_000, deadline=None, suppress_health_check=list(HealthCheck))
+# 20,000 splits of hostile responses (~1.5 CPU-min); 100,000 took 7.4 CPU-min.
+@settings(max_examples=20_000, deadline=None, suppress_health_check=list(HealthCheck))
 def test_fuzz_parser_long(data: bytes, cuts: list[int]) -> None:
     check_split_invariance(data, cuts)
