@@ -81,9 +81,18 @@ def describe_failure(exc: BaseException, config: Config) -> str:
                 f"connect by a name the certificate carries, or give it with --host NAME"
             )
         if code in (18, 19):
+            # Pins are checked after the chain, so "pin it" alone would fail the same way.
+            if config.pins:
+                return (
+                    "TLS: the server certificate is self-signed and not trusted: a pin is "
+                    "checked only after the chain, so add --insecure to let the pin alone "
+                    "authenticate it, or give its CA with --ca-cert FILE"
+                )
+            given = config.ca_cert or config.ca_path
+            src = f"not in {given}" if given else "not trusted"
             return (
-                "TLS: the server certificate is self-signed and not trusted: give its CA "
-                "with --ca-cert FILE, or pin it with --pin-sha256"
+                f"TLS: the server certificate is self-signed and {src}: give its CA "
+                "with --ca-cert FILE, or pin it with --insecure --pin-sha256 SHA256"
             )
         if code in (2, 20, 21):
             src = config.ca_cert or config.ca_path or "the system CA store"
@@ -101,11 +110,18 @@ def describe_failure(exc: BaseException, config: Config) -> str:
     if isinstance(exc, ssl.SSLError):
         reason = exc.reason or str(exc)
         if "VERSION" in reason.upper() or "PROTOCOL" in reason.upper():
+            lowest = "1.3" if config.tls_min_version >= ssl.TLSVersion.TLSv1_3 else "1.2"
             return (
                 f"TLS: no common protocol version with the server ({reason}); the server "
-                f"may only speak TLS < 1.2"
+                f"may only speak TLS below {lowest} (--tls-min-version)"
             )
         return f"TLS handshake failed: {reason}"
+    if isinstance(exc, ConnectionError) or not str(exc):
+        # asyncio reports a peer that hangs up mid-handshake as a bare ConnectionResetError.
+        return (
+            "TLS handshake failed: the server closed the connection (it may refuse our "
+            "TLS versions or ciphers, or not speak TLS on this port)"
+        )
     return f"TLS handshake failed: {exc}"
 
 
