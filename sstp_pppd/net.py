@@ -49,7 +49,11 @@ async def open_tcp(host: str, port: int, timeout: float) -> socket.socket:
             await asyncio.wait_for(loop.sock_connect(sock, addr), timeout)
         except (OSError, TimeoutError) as exc:
             sock.close()
-            reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc))
+            if isinstance(exc, TimeoutError):
+                reason = "timed out"
+            else:
+                # asyncio's strerror is "Connect call failed (addr)": the errno says why.
+                reason = os.strerror(exc.errno) if exc.errno else str(exc)
             log.info("%s port %d: %s", addr[0], addr[1], reason)
             failures.append(f"{addr[0]}: {reason}")
             continue
