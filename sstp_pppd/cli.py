@@ -17,7 +17,7 @@ from .errors import ConfigError, ExitCode, SstpPppdError
 from .logsetup import NOTICE, setup_logging
 from .options import help_text, parse_args
 from .secrets import password_lookup
-from .tunnel import Tunnel
+from .session import Session
 
 log = logging.getLogger("sstp_pppd")
 
@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(config: Config) -> int:
     async def session() -> None:
-        await Tunnel(config, password_lookup(config.password)).run()
+        await Session(config, password_lookup(config.password)).run()
 
     try:
         asyncio.run(session())

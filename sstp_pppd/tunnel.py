@@ -9,85 +9,39 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
-import uuid
-from typing import Any
 
 from . import connection as sstp
 from . import crypto, hdlc, pppwatch
 from .config import Config
+from .diagnose import explain_auth_failure, status_name
 from .errors import (
-    AuthenticationError,
     ConnectionLost,
-    ExitCode,
     HttpError,
     Interrupted,
     KeepaliveTimeout,
-    PppdError,
     RemoteAbort,
     SstpError,
     SstpPppdError,
-    TlsError,
 )
-from .handshake import ResponseParser, check_sstp_response, new_correlation_id, sstp_request
 from .logsetup import NOTICE
 from .messages import StatusCode
-from .net import open_tcp, open_via_proxy, proxy_for
 from .pppd import (
-    PPPD_AUTH_FAILED,
-    PPPD_NORMAL,
     Pppd,
-    describe_exit,
     drop_privileges,
-    find_pppd,
 )
 from .pppwatch import PasswordLookup, ppp_protocol
 from .relay import PtyLink, TlsLink
-from .tls import check_pins, describe_failure, make_context, server_hostname
 from .trace import PacketTrace
 
 log = logging.getLogger("sstp_pppd")
 
-#: [MS-SSTP] 3.2.4.1: the client waits this long for the HTTP response.
-HTTP_TIMEOUT = 60.0
 #: Frames pppd sends before the server acknowledged the call are held, not lost: a lost
 #: first LCP Configure-Request costs pppd's 3 s restart timer. Beyond this, drop.
 EARLY_FRAMES_MAX = 64
 #: PPP protocols below this carry network-layer data (RFC 1661 3.1): once the server
 #: sends such a frame after CALL_CONNECTED, it has accepted the binding.
 _FIRST_CONTROL_PROTOCOL = 0x4000
-
-
-#: MS-CHAP failure codes (RFC 2759 6; Windows RAS error numbers).
-_MSCHAP_ERRORS = {
-    646: "logons are not allowed at this time",
-    647: "the account is disabled",
-    648: "the password has expired",
-    649: "the account has no dial-in permission",
-    691: "wrong user name or password",
-    709: "changing the password failed",
-}
-
-
-def explain_auth_failure(method: str, message: str) -> str:
-    """``MS-CHAPv2: wrong user name or password (server: Access denied)`` from E=/M= fields."""
-    fields = dict(
-        part.split("=", 1) for part in message.split() if "=" in part and part[:2] != "M="
-    )
-    text = message.split("M=", 1)[1].strip() if "M=" in message else ""
-    code = fields.get("E", "")
-    reason = _MSCHAP_ERRORS.get(int(code), f"error {code}") if code.isdigit() else ""
-    if not reason:
-        return f"{method}: {message}" if message else method
-    return f"{method}: {reason}" + (f" (server: {text})" if text else "")
-
-
-def _status_name(status: int) -> str:
-    try:
-        return StatusCode(status).name
-    except ValueError:
-        return f"status {status}"
 
 
 class Tunnel:
@@ -129,53 +83,6 @@ class Tunnel:
 
     # ----- the TLS side ----------------------------------------------------------------
 
-    async def connect(self, sock: Any) -> None:
-        """TLS handshake on a connected socket, then the HTTP SSTP_DUPLEX_POST exchange."""
-        cfg = self.config
-        ctx = make_context(cfg)
-        try:
-            transport, link = await self.loop.create_connection(
-                lambda: TlsLink(self),
-                sock=sock,
-                ssl=ctx,
-                server_hostname=server_hostname(cfg),
-                ssl_handshake_timeout=cfg.connect_timeout,
-            )
-        except (OSError, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError):
-                raise TlsError("TLS: the server did not complete the handshake in time") from exc
-            raise TlsError(describe_failure(exc, cfg)) from exc
-        self.tls = link
-        ssl_obj = transport.get_extra_info("ssl_object")
-        self.cert_der = ssl_obj.getpeercert(binary_form=True) or b""
-        check_pins(self.cert_der, cfg.pins)
-        log.log(
-            NOTICE,
-            "TLS established: %s, %s, certificate %s",
-            ssl_obj.version(),
-            ssl_obj.cipher()[0] if ssl_obj.cipher() else "?",
-            "pinned" if cfg.pins else ("NOT verified" if cfg.insecure else "verified"),
-        )
-        guid = cfg.correlation_id or new_correlation_id(uuid.uuid4())
-        parser = ResponseParser()
-        link.http_parser = parser
-        link.write(sstp_request(cfg.tls_name, guid))
-        log.info("sent SSTP_DUPLEX_POST, correlation id %s", guid)
-        try:
-            response = await asyncio.wait_for(link.http_response, HTTP_TIMEOUT)
-        except TimeoutError:
-            raise HttpError(
-                f"the server did not answer the HTTP request within {HTTP_TIMEOUT:.0f} s"
-            ) from None
-        for warning in check_sstp_response(response):
-            log.warning("%s", warning)
-        log.info("HTTP %d %s", response.status, response.reason)
-        link.http_parser = None
-        self.conn.start(self.loop.time())
-        self.flush()
-        if parser.trailing:
-            self.from_server(parser.trailing)
-
     def from_server(self, data: bytes) -> None:
         """Bytes from TLS: through the state machine, PPP frames on to pppd."""
         if self.trace_in is not None:
@@ -210,12 +117,12 @@ class Tunnel:
                     log.log(NOTICE, "SSTP disconnected")
                 else:
                     self.finish(
-                        ConnectionLost(f"the server disconnected the call ({_status_name(status)})")
+                        ConnectionLost(f"the server disconnected the call ({status_name(status)})")
                     )
             case sstp.Aborted(status=status, local=local):
                 if local:
                     self.finish(
-                        SstpError(f"SSTP protocol error: aborted the call ({_status_name(status)})")
+                        SstpError(f"SSTP protocol error: aborted the call ({status_name(status)})")
                     )
                 else:
                     hint = (
@@ -225,7 +132,7 @@ class Tunnel:
                     )
                     self.finish(
                         RemoteAbort(
-                            f"the server aborted the call ({_status_name(status)}){hint}", status
+                            f"the server aborted the call ({status_name(status)}){hint}", status
                         )
                     )
             case sstp.KeepaliveExpired():
@@ -391,92 +298,3 @@ class Tunnel:
             self.finish()
             return
         self.flush()
-
-    async def supervise_pppd(self) -> None:
-        assert self.pppd is not None
-        status = await self.pppd.process.wait()
-        log.info("%s", describe_exit(status))
-        if status == PPPD_AUTH_FAILED or self.auth_failed:
-            self.outcome = self.outcome or AuthenticationError(
-                f"PPP authentication failed ({self.auth_failed or describe_exit(status)})"
-            )
-        elif status not in PPPD_NORMAL and not self.stopping:
-            self.outcome = self.outcome or PppdError(describe_exit(status))
-        elif not self.connected and not self.stopping:
-            self.outcome = self.outcome or PppdError(
-                f"{describe_exit(status)} before the tunnel was up"
-            )
-        self.stopping = True
-        self.shutdown()
-
-    async def run(self) -> None:
-        """Drive the session until it ends; raise its outcome, if any."""
-        cfg = self.config
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            self.loop.add_signal_handler(signum, self.shutdown, signum)
-        try:
-            proxy = proxy_for(cfg)
-            if proxy:
-                sock = await open_via_proxy(
-                    proxy, cfg.server.host, cfg.server.port, cfg.connect_timeout
-                )
-            else:
-                sock = await open_tcp(cfg.server.host, cfg.server.port, cfg.connect_timeout)
-            await self.race(self.connect(sock))
-            if cfg.nolaunchpppd:
-                self.pty = await PtyLink.open(self, os.dup(0), os.dup(1))
-                await self.race(self.acked.wait())
-            else:
-                await self.race(self.acked.wait())
-                self.pppd = await Pppd.start(
-                    find_pppd(cfg.pppd),
-                    user=cfg.user,
-                    password=cfg.password,
-                    ipparam=cfg.ipparam,
-                    options=cfg.pppd_options,
-                )
-                master = self.pppd.take_master()
-                self.pty = await PtyLink.open(self, master, os.dup(master))
-                self.loop.create_task(self.supervise_pppd())
-            self.start_relay()
-            await self.done
-        finally:
-            await self.cleanup()
-        if self.auth_failed and not isinstance(self.outcome, AuthenticationError):
-            self.outcome = AuthenticationError(f"PPP authentication failed ({self.auth_failed})")
-        if self.outcome is not None:
-            raise self.outcome
-
-    async def race(self, aw: Any) -> None:
-        """Await ``aw`` unless the session ends first."""
-        task = asyncio.ensure_future(aw)
-        await asyncio.wait({task, self.done}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():
-            task.result()
-            return
-        task.cancel()
-        if self.outcome is not None:
-            raise self.outcome
-        raise Interrupted("interrupted")
-
-    async def cleanup(self) -> None:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            self.loop.remove_signal_handler(signum)
-        if self._timer is not None:
-            self._timer.cancel()
-        if self.pppd is not None:
-            status = await self.pppd.stop()
-            log.debug("pppd reaped: %s", describe_exit(status))
-        if self.pty is not None:
-            self.pty.close()
-        if self.tls is not None:
-            self.tls.close()
-            await self.tls.closed_wait(2.0)
-
-
-def exit_code_of(exc: BaseException | None) -> ExitCode:
-    if exc is None:
-        return ExitCode.OK
-    if isinstance(exc, SstpPppdError):
-        return exc.exit_code
-    return ExitCode.INTERNAL

@@ -87,13 +87,7 @@ def test_launch_mode_full_case(
         link = lab.wait_for_ppp(timeout=60, proc=client)
     assert link.peer == TUNNEL_LOCAL
     sstp_server.wait_for_log("Crypto Binding is valid.", 15)
-    with timings.step("ping both ways"):
-        assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
-        assert lab.ping(link.local, ns="srv", log_dir=case_dir).returncode == 0
-    with timings.step("transfer 4 MiB"):
-        xfer = lab.transfer(4 << 20, log_dir=case_dir)
-    assert xfer.ok, xfer
-    timings.steps["Mbit/s"] = round(xfer.mbit_s, 1)
+    lab.check_link(link, log_dir=case_dir, timings=timings)
     with timings.step("disconnect"):
         res = client.stop(20)
         assert lab.wait_for_no_ppp()
@@ -122,13 +116,7 @@ def test_pty_mode_peers_file(
         pppd = lab.pppd_call("lab", "logfile", str(case_dir / "client-pppd.log"), log_dir=case_dir)
         link = lab.wait_for_ppp(timeout=60, proc=pppd)
     sstp_server.wait_for_log("Crypto Binding is valid.", 15)
-    with timings.step("ping both ways"):
-        assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
-        assert lab.ping(link.local, ns="srv", log_dir=case_dir).returncode == 0
-    with timings.step("transfer 2 MiB"):
-        xfer = lab.transfer(2 << 20, log_dir=case_dir)
-    assert xfer.ok, xfer
-    timings.steps["Mbit/s"] = round(xfer.mbit_s, 1)
+    lab.check_link(link, nbytes=2 << 20, log_dir=case_dir, timings=timings)
     with timings.step("disconnect"):
         res = pppd.stop(20)
         assert lab.wait_for_no_ppp()
