@@ -20,6 +20,7 @@ from .errors import (
     HttpError,
     Interrupted,
     KeepaliveTimeout,
+    ProtocolError,
     RemoteAbort,
     SstpError,
     SstpPppdError,
@@ -120,9 +121,17 @@ class Tunnel:
                         ConnectionLost(f"the server disconnected the call ({status_name(status)})")
                     )
             case sstp.Aborted(status=status, local=local):
-                if local:
+                if local and self.conn.state is sstp.State.CLOSED:
+                    # [MS-SSTP] 3.1.5.1: unframeable bytes drop the connection, no CALL_ABORT.
                     self.finish(
-                        SstpError(f"SSTP protocol error: aborted the call ({status_name(status)})")
+                        SstpError("the server sent bytes that are not SSTP: connection dropped")
+                    )
+                elif local:
+                    self.finish(
+                        SstpError(
+                            f"SSTP protocol error from the server: sent CALL_ABORT "
+                            f"({status_name(status)})"
+                        )
                     )
                 else:
                     hint = (
@@ -225,14 +234,18 @@ class Tunnel:
     def frames_from_pppd(self, frames: list[bytes]) -> None:
         watcher = self.watcher
         send = self.conn.send_ppp_frame
-        try:
-            for frame in frames:
-                if watcher is not None:
-                    self.auth_event(watcher.from_pppd(frame))
-                    watcher = self.watcher
+        for frame in frames:
+            if watcher is not None:
+                self.auth_event(watcher.from_pppd(frame))
+                watcher = self.watcher
+            try:
                 send(frame)
-        except SstpError as exc:
-            log.debug("frame from pppd not sent: %s", exc)
+            except ProtocolError as exc:
+                # One frame too big for SSTP (pppd's MRU above 4091): drop it, keep the rest.
+                log.warning("frame from pppd dropped: %s", exc)
+            except SstpError as exc:
+                log.debug("frames from pppd not sent: %s", exc)
+                break
         self.flush()
 
     def start_relay(self) -> None:

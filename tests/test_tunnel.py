@@ -530,10 +530,6 @@ async def test_unframeable_bytes_drop_the_connection_silently(cert: ServerCert) 
     assert not aborts(rest), rest
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tunnel.py reports the silent drop of unframeable bytes as 'aborted the call'",
-)
 @asynctest
 async def test_unframeable_bytes_are_not_reported_as_an_abort(cert: ServerCert) -> None:
     last, rest = await after_the_ack(cert, BAD_VERSION)
@@ -552,10 +548,6 @@ async def test_unknown_message_type_is_aborted(cert: ServerCert) -> None:
     assert "UNACCEPTED_FRAME_RECEIVED" in last
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tunnel.frames_from_pppd drops every frame after an oversized one in the same read",
-)
 @asynctest
 async def test_oversized_frame_from_pppd_costs_only_itself(cert: ServerCert) -> None:
     # 4501 bytes: over the 4091 an SSTP data packet holds, and not a multiple of any
