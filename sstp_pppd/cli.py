@@ -55,13 +55,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         parsed = parse_args(args)
+        # In pty mode stdout is pppd's line: even --help and --version go to stderr there.
+        out = sys.stderr if parsed.values.get("nolaunchpppd") else sys.stdout
         if parsed.values.get("help"):
-            sys.stderr.write(help_text()) if parsed.values.get(
-                "nolaunchpppd"
-            ) else sys.stdout.write(help_text())
+            out.write(help_text())
             return ExitCode.OK
         if parsed.values.get("version"):
-            sys.stdout.write(f"sstp-pppd {__version__}\n")
+            out.write(f"sstp-pppd {__version__}\n")
             return ExitCode.OK
         secret_words = [
             v for k, v in parsed.values.items() if k in ("password", "proxy") and isinstance(v, str)

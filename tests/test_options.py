@@ -227,3 +227,11 @@ def test_every_option_kind_parses() -> None:
         p = parse_args([*argv, "host"])
         assert spec.dest in p.values
         assert p.server is not None and p.server.host == "host"
+
+
+def test_pty_mode_never_writes_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--nolaunchpppd", "--version"]) == 0
+    assert cli.main(["--nolaunchpppd", "--help"]) == 0
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "sstp-pppd" in out.err
