@@ -337,8 +337,9 @@ def test_decoder_never_raises_on_garbage(data: bytes) -> None:
 
 
 @pytest.mark.slow
+# 20,000 examples against the per-byte reference: ~1.5 CPU-min (100,000 took 7).
 @settings(
-    max_examples=100_000,
+    max_examples=20_000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
