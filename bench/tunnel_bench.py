@@ -181,7 +181,12 @@ class Bench:
         for attempt in (1, 2):
             s.attempts = attempt
             d = case if attempt == 1 else case / f"attempt{attempt}"
-            self.lab.server.start(d)
+            try:
+                self.lab.server.start(d)
+            except GuestError as e:
+                s.failures.append(f"sstpd did not start: {e}")
+                self.lab.guest.kill_all(grace=2.0)
+                continue
             t0 = time.monotonic()
             client = self.lab.guest.spawn(argv_for(d), ns="cli", log_dir=d, name=s.client)
             try:
@@ -294,8 +299,9 @@ class Bench:
                     while not profile.exists() and time.monotonic() < deadline:
                         time.sleep(0.2)
             s.rss_kib, s.hwm_kib = self.memory_kib(proc.pid)
-        except GuestError as e:
-            s.failures.append(f"measurement: {e}")
+        except (GuestError, TimeoutError, ValueError, KeyError) as e:
+            # One broken session is reported in the table; the run goes on.
+            s.failures.append(f"measurement: {type(e).__name__}: {e}")
             say(f"  {client}: {s.failures[-1]}")
         finally:
             self.end_session(proc)
