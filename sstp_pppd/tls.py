@@ -7,9 +7,6 @@ import hmac
 import ipaddress
 import ssl
 
-from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-
 from .config import Config, Pin
 from .errors import ConfigError, TlsError
 
@@ -54,6 +51,10 @@ def check_pins(der: bytes, pins: tuple[Pin, ...]) -> None:
     """Raise TlsError unless the leaf matches one of the pins (no pins: nothing to check)."""
     if not pins:
         return
+    # Imported here: x509 costs a noticeable part of the start-up, and pins are rare.
+    from cryptography import x509  # noqa: PLC0415
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     cert_digest = hashlib.sha256(der).digest()
     spki_digest = hashlib.sha256(
         x509.load_der_x509_certificate(der)
