@@ -57,6 +57,9 @@ async def open_tcp(host: str, port: int, timeout: float) -> socket.socket:
             log.info("%s port %d: %s", addr[0], addr[1], reason)
             failures.append(f"{addr[0]}: {reason}")
             continue
+        except BaseException:
+            sock.close()  # cancelled (a signal): leave no socket behind
+            raise
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
     raise NetworkError(f"cannot connect to {host} port {port}: " + "; ".join(failures))

@@ -8,17 +8,20 @@ pppd, signals, and leaving nothing behind whatever the outcome.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import uuid
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from .errors import (
     AuthenticationError,
     HttpError,
     Interrupted,
     PppdError,
+    SstpPppdError,
     TlsError,
 )
 from .handshake import ResponseParser, check_sstp_response, new_correlation_id, sstp_request
@@ -30,6 +33,8 @@ from .tls import check_pins, describe_failure, make_context, server_hostname
 from .tunnel import Tunnel
 
 log = logging.getLogger("sstp_pppd")
+
+T = TypeVar("T")
 
 #: [MS-SSTP] 3.2.4.1: the client waits this long for the HTTP response.
 HTTP_TIMEOUT = 60.0
@@ -110,11 +115,13 @@ class Session(Tunnel):
         try:
             proxy = proxy_for(cfg)
             if proxy:
-                sock = await open_via_proxy(
+                opening = open_via_proxy(
                     proxy, cfg.server.host, cfg.server.port, cfg.connect_timeout
                 )
             else:
-                sock = await open_tcp(cfg.server.host, cfg.server.port, cfg.connect_timeout)
+                opening = open_tcp(cfg.server.host, cfg.server.port, cfg.connect_timeout)
+            # Raced too, so that Ctrl-C during a slow connect does not wait for its timeout.
+            sock = await self.race(opening)
             await self.race(self.connect(sock))
             if cfg.nolaunchpppd:
                 self.pty = await PtyLink.open(self, os.dup(0), os.dup(1))
@@ -140,14 +147,16 @@ class Session(Tunnel):
         if self.outcome is not None:
             raise self.outcome
 
-    async def race(self, aw: Any) -> None:
-        """Await ``aw`` unless the session ends first."""
+    async def race(self, aw: Awaitable[T]) -> T:
+        """Await ``aw`` unless the session ends first (a signal, a fatal event)."""
         task = asyncio.ensure_future(aw)
-        await asyncio.wait({task, self.done}, return_when=asyncio.FIRST_COMPLETED)
+        waiters: set[asyncio.Future[Any]] = {task, self.done}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         if task.done():
-            task.result()
-            return
+            return task.result()
         task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, SstpPppdError, OSError):
+            await task
         if self.outcome is not None:
             raise self.outcome
         raise Interrupted("interrupted")

@@ -608,3 +608,32 @@ async def test_password_scrubbed_from_cmdline(cert: ServerCert) -> None:
         assert b"secret123" not in cmdline
         s.send(HTTP_404)
         await fails(client, ExitCode.HTTP)
+
+
+@asynctest
+async def test_sigterm_during_a_hanging_tcp_connect_exits_at_once() -> None:
+    """A SYN that is never answered must not hold Ctrl-C for --connect-timeout."""
+    # A listener that never accepts, its queue filled: further SYNs are dropped.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        s = socket.socket()
+        s.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            s.connect(("127.0.0.1", port))
+        fillers.append(s)
+    try:
+        async with started("--connect-timeout", "60", f"127.0.0.1:{port}") as client:
+            await asyncio.sleep(1.5)  # the client is in its TCP connect by now
+            assert client.proc.returncode is None, client.stderr
+            client.signal(signal.SIGTERM)
+            t0 = time.monotonic()
+            await fails(client, ExitCode.INTERRUPTED, "interrupted")
+            assert time.monotonic() - t0 < 5
+    finally:
+        for s in fillers:
+            s.close()
+        listener.close()
