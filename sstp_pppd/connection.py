@@ -50,6 +50,16 @@ from typing import TypeAlias
 
 from sstp_pppd import crypto, messages
 from sstp_pppd.errors import FramingError, ProtocolError, SstpError
+from sstp_pppd.events import (
+    Aborted,
+    ConnectAcked,
+    ConnectionClosed,
+    Disconnected,
+    EchoRequested,
+    Event,
+    KeepaliveExpired,
+    PppFrames,
+)
 from sstp_pppd.messages import (
     ControlPacket,
     CryptoBindingRequest,
@@ -144,61 +154,6 @@ _RECEIVED_INPUT = {
     MessageType.ECHO_RESPONSE: Input.RECV_ECHO_RESPONSE,
 }
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectAcked:
-    """ACK accepted, start PPP: ``hash_protocol`` (hash the certificate with it), ``nonce``."""
-
-    hash_protocol: HashProtocol
-    nonce: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PppFrames:
-    """``frames``: the PPP frames of consecutive data packets, in order."""
-
-    frames: list[bytes]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EchoRequested:
-    """The server sent ECHO_REQUEST; the ECHO_RESPONSE is already queued."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Disconnected:
-    """CALL_DISCONNECT acknowledged; ``status``: the peer's (0 if none, or if it was ours)."""
-
-    status: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Aborted:
-    """CALL_ABORT sent by the machine (``local``) or received with ``status`` (0 if none)."""
-
-    status: int
-    local: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ConnectionClosed:
-    """Close the transport now; the machine is ``CLOSED``."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KeepaliveExpired:
-    """Nothing was received for two hello intervals; ``ConnectionClosed`` follows."""
-
-
-Event: TypeAlias = (
-    ConnectAcked
-    | PppFrames
-    | EchoRequested
-    | Disconnected
-    | Aborted
-    | ConnectionClosed
-    | KeepaliveExpired
-)
 
 _CONNECT_REQUEST = messages.call_connect_request().encode()
 _DISCONNECT_ACK = messages.call_disconnect_ack().encode()
