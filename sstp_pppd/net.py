@@ -8,7 +8,7 @@ import os
 import socket
 
 from .config import Config
-from .errors import ConfigError, NetworkError
+from .errors import ConfigError, HttpError, NetworkError
 from .handshake import (
     ResponseParser,
     check_proxy_response,
@@ -71,7 +71,13 @@ async def open_via_proxy(proxy_url: str, host: str, port: int, timeout: float) -
         proxy = parse_proxy_url(proxy_url)
     except ValueError as exc:
         raise ConfigError(f"proxy: {exc}") from None
-    sock = await open_tcp(proxy.host, proxy.port, timeout)
+    # Every failure names the proxy: one taken from $https_proxy is easily forgotten, and
+    # its address or its HTTP refusal would otherwise pass for the VPN server's.
+    name = f"proxy {proxy.host} port {proxy.port}"
+    try:
+        sock = await open_tcp(proxy.host, proxy.port, timeout)
+    except NetworkError as exc:
+        raise NetworkError(f"proxy: {exc}") from None
     loop = asyncio.get_running_loop()
     request = connect_request(host, port, proxy.username, proxy.password)
     parser = ResponseParser()
@@ -81,23 +87,20 @@ async def open_via_proxy(proxy_url: str, host: str, port: int, timeout: float) -
             while True:
                 data = await loop.sock_recv(sock, 4096)
                 if not data:
-                    raise NetworkError(
-                        f"the proxy {proxy.host} closed the connection during CONNECT"
-                    )
+                    raise NetworkError(f"the {name} closed the connection during CONNECT")
                 response = parser.feed(data)
                 if response is not None:
                     break
+        check_proxy_response(response, credentials_sent=proxy.username is not None)
     except TimeoutError:
         sock.close()
-        raise NetworkError(f"the proxy {proxy.host} did not answer CONNECT in time") from None
+        raise NetworkError(f"the {name} did not answer CONNECT in time") from None
     except OSError as exc:
         sock.close()
-        raise NetworkError(f"proxy {proxy.host}: {exc.strerror or exc}") from exc
-    except BaseException:
+        raise NetworkError(f"{name}: {exc.strerror or exc}") from exc
+    except HttpError as exc:
         sock.close()
-        raise
-    try:
-        check_proxy_response(response, credentials_sent=proxy.username is not None)
+        raise HttpError(f"{name}: {exc}", exc.status) from None
     except BaseException:
         sock.close()
         raise
