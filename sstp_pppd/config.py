@@ -9,8 +9,9 @@ import ssl
 from collections.abc import Mapping
 
 from .errors import ConfigError
-from .handshake import normalize_correlation_id, parse_proxy_url
+from .handshake import normalize_correlation_id
 from .options import ParsedArgs, Server
+from .proxy import parse_proxy_url
 from .secrets import Secret, read_password_file
 
 

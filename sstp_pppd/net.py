@@ -9,13 +9,8 @@ import socket
 
 from .config import Config
 from .errors import ConfigError, HttpError, NetworkError
-from .handshake import (
-    ResponseParser,
-    check_proxy_response,
-    connect_request,
-    parse_proxy_url,
-    proxy_from_environment,
-)
+from .handshake import ResponseParser, check_proxy_response, connect_request
+from .proxy import parse_proxy_url, proxy_from_environment
 
 log = logging.getLogger(__name__)
 

@@ -15,17 +15,15 @@ from sstp_pppd.handshake import (
     MAX_HEADER_BYTES,
     SSTP_URI,
     HttpResponse,
-    ProxyConfig,
     ResponseParser,
     check_proxy_response,
     check_sstp_response,
     connect_request,
     new_correlation_id,
     normalize_correlation_id,
-    parse_proxy_url,
-    proxy_from_environment,
     sstp_request,
 )
+from sstp_pppd.proxy import ProxyConfig, parse_proxy_url, proxy_from_environment
 
 GUID = "{BA195980-CD49-458B-9E23-C84EE0ADCD75}"
 
