@@ -76,11 +76,14 @@ class AuthSucceeded:
             EAP-MSCHAPv2, zeros for methods without keys. Never shown by ``repr``.
         keys_known: False when the method has keys the watcher cannot know (no
             password for MS-CHAPv2, EAP-TLS, PEAP...); :attr:`hlak` is then zeros.
+        why_unknown: when ``keys_known`` is False, why ("" when the method has keys no
+            password gives, like EAP-TLS).
     """
 
     method: str
     hlak: bytes = dataclasses.field(repr=False)
     keys_known: bool
+    why_unknown: str = dataclasses.field(default="", compare=False)
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -357,8 +360,12 @@ class AuthWatcher:
         return AuthSucceeded(method="none", hlak=_ZERO_HLAK, keys_known=True)
 
     def _mschapv2_result(self, method: str, exchange: _MsChapV2) -> AuthEvent:
-        unknown = AuthSucceeded(method=method, hlak=_ZERO_HLAK, keys_known=False)
-        if len(exchange.response) != _MSCHAPV2_VALUE_LENGTH or self._lookup is None:
+        unknown = AuthSucceeded(
+            method=method, hlak=_ZERO_HLAK, keys_known=False, why_unknown="no password at hand"
+        )
+        if len(exchange.response) != _MSCHAPV2_VALUE_LENGTH:
+            return dataclasses.replace(unknown, why_unknown="its Response was not understood")
+        if self._lookup is None:
             return unknown
         username = exchange.username.decode("utf-8", "surrogateescape")
         password = self._lookup(username, exchange.server_name.decode("utf-8", "surrogateescape"))
@@ -386,11 +393,16 @@ class AuthWatcher:
                 == expected
             ]
             if not candidates:
-                return AuthFailed(
+                # pppd checks S= with its own password and is the judge of the outcome: if
+                # it rejects the server, the link ends there; if it accepts, our password
+                # is not pppd's, and the keys are unknown rather than the login failed.
+                return AuthSucceeded(
                     method=method,
-                    message="the server's authenticator response does not match the password"
-                    f" for {username!r}: the password differs from pppd's, or the server"
-                    " does not know it",
+                    hlak=_ZERO_HLAK,
+                    keys_known=False,
+                    why_unknown=f"the password for {username!r} does not match the server's"
+                    " authenticator response (it differs from pppd's, or the server is not"
+                    " who it claims)",
                 )
         send, recv = crypto.mppe_keys_from_password_hash(candidates[0], nt_response)
         return AuthSucceeded(method=method, hlak=crypto.hlak(send, recv), keys_known=True)

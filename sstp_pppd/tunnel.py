@@ -271,9 +271,10 @@ class Tunnel:
         self.watcher = None
         if not event.keys_known:
             log.warning(
-                "%s succeeded but its keys are unknown (no password at hand): the "
-                "crypto binding uses a zero key and a verifying server will reject it",
+                "%s succeeded but its keys are unknown (%s): the crypto binding uses a "
+                "zero key, which a verifying server rejects",
                 event.method,
+                event.why_unknown or "this method's keys come only from pppd",
             )
         log.log(NOTICE, "PPP authentication succeeded (%s)", event.method)
         try:

@@ -129,24 +129,27 @@ def test_domain_is_not_hashed_but_given_to_lookup() -> None:
     assert lookup.calls == [("CORP\\User", "sstpd")]
 
 
-def test_wrong_password_is_a_failure() -> None:
+def test_password_other_than_pppds_means_keys_unknown() -> None:
+    # pppd, not the watcher, judges the login: it checked S= with its own password.
     event = chap_exchange(AuthWatcher(Lookup("clientpass")))
-    assert isinstance(event, AuthFailed)
-    assert event.method == "MS-CHAPv2"
-    assert "authenticator response" in event.message
-    assert "clientpass" not in event.message
+    assert isinstance(event, AuthSucceeded)
+    assert (event.method, event.hlak, event.keys_known) == ("MS-CHAPv2", ZEROS, False)
+    assert "authenticator response" in event.why_unknown
+    assert "clientpass" not in event.why_unknown
 
 
-def test_forged_authenticator_response_is_a_failure() -> None:
+def test_forged_authenticator_response_gives_no_keys() -> None:
     forged = b"S=" + b"0" * 40 + b" M=hello"
     event = chap_exchange(AuthWatcher(Lookup()), success=forged)
-    assert isinstance(event, AuthFailed)
+    assert isinstance(event, AuthSucceeded)
+    assert not event.keys_known
 
 
 @pytest.mark.parametrize("lookup", [None, Lookup(None)])
 def test_no_password_means_keys_unknown(lookup: Lookup | None) -> None:
     event = chap_exchange(AuthWatcher(lookup))
     assert event == AuthSucceeded(method="MS-CHAPv2", hlak=ZEROS, keys_known=False)
+    assert isinstance(event, AuthSucceeded) and event.why_unknown == "no password at hand"
 
 
 def test_lookup_errors_propagate() -> None:
@@ -313,8 +316,8 @@ def test_eap_mschapv2_derives_keys(nak: bool) -> None:
 
 def test_eap_mschapv2_wrong_password() -> None:
     *_, last = eap_exchange(AuthWatcher(Lookup("nope")))
-    assert isinstance(last, AuthFailed)
-    assert last.method == "EAP-MSCHAPv2"
+    assert isinstance(last, AuthSucceeded)
+    assert (last.method, last.keys_known) == ("EAP-MSCHAPv2", False)
 
 
 def test_eap_mschapv2_without_password() -> None:
