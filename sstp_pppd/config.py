@@ -37,7 +37,8 @@ class Config:
     pins: tuple[Pin, ...] = ()
     tls_min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     connect_timeout: float = 10.0
-    proxy: str | None = None
+    #: May carry a password (http://user:pass@...): kept out of repr.
+    proxy: str | None = dataclasses.field(default=None, repr=False)
     correlation_id: str | None = None
     nolaunchpppd: bool = False
     ipparam: str | None = None

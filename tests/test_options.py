@@ -235,3 +235,9 @@ def test_pty_mode_never_writes_to_stdout(capsys: pytest.CaptureFixture[str]) -> 
     out = capsys.readouterr()
     assert out.out == ""
     assert "sstp-pppd" in out.err
+
+
+def test_proxy_password_not_in_config_repr() -> None:
+    cfg = build_config(parse_args(["--proxy", "http://u:s3cr3t@127.0.0.1:3128", "h"]))
+    assert cfg.proxy is not None
+    assert "s3cr3t" not in repr(cfg)
