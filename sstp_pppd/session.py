@@ -166,11 +166,14 @@ class Session(Tunnel):
             self.loop.remove_signal_handler(signum)
         if self._timer is not None:
             self._timer.cancel()
+        if self.pty is not None:
+            # Closing the master first hangs up pppd's line: a pppd still running here
+            # has no link left, and would otherwise send LCP Terminate-Requests into the
+            # void for two 3 s timeouts before it exits.
+            self.pty.close()
         if self.pppd is not None:
             status = await self.pppd.stop()
             log.debug("pppd reaped: %s", describe_exit(status))
-        if self.pty is not None:
-            self.pty.close()
         if self.tls is not None:
             self.tls.close()
             await self.tls.closed_wait(2.0)

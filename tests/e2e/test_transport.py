@@ -15,9 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from .bed import PASSWORD, SSTP_PPPD, TUNNEL_LOCAL, USERNAME, Lab, SstpServer, Timings
+from .bed import (
+    PASSWORD,
+    SSTP_PPPD,
+    TUNNEL_LOCAL,
+    USERNAME,
+    Lab,
+    PppLink,
+    SstpServer,
+    Timings,
+)
 from .certs import SERVER_NAME, SERVER_NAME6, SERVER_V6, WRONG_NAME
-from .uml import GuestProcess
+from .uml import GuestProcess, Result
 
 pytestmark = pytest.mark.e2e
 
@@ -77,6 +86,15 @@ def one_error_line(stderr: str) -> str:
     assert lines, "the client printed nothing"
     assert "Traceback" not in stderr
     return lines[-1]
+
+
+def bound_ping_stop(lab: Lab, d: Path, client: GuestProcess, link: PppLink) -> Result:
+    """The server accepted the binding, a ping crosses, SIGTERM ends the client with 0."""
+    lab.server.wait_for_log("Crypto Binding is valid.", 15)
+    assert lab.ping(link.peer, log_dir=d).returncode == 0
+    res = client.stop(20)
+    assert res.returncode == EXIT_OK, res.stderr
+    return res
 
 
 def test_launch_mode_full_case(
@@ -191,10 +209,7 @@ def test_insecure_with_self_signed_certificate(lab: Lab, case_dir: Path, timings
     with timings.step("connect"):
         client = launch(lab, case_dir, "--insecure")
         link = lab.wait_for_ppp(timeout=60, proc=client)
-    lab.server.wait_for_log("Crypto Binding is valid.", 15)
-    assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
-    res = client.stop(20)
-    assert res.returncode == EXIT_OK, res.stderr
+    res = bound_ping_stop(lab, case_dir, client, link)
     assert "NOT verified" in res.stderr
 
 
@@ -214,8 +229,5 @@ def test_ipv6_with_pinned_certificate(lab: Lab, case_dir: Path, timings: Timings
             server=SERVER_NAME6,
         )
         link = lab.wait_for_ppp(timeout=60, proc=client)
-    lab.server.wait_for_log("Crypto Binding is valid.", 15)
-    assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
-    res = client.stop(20)
-    assert res.returncode == EXIT_OK, res.stderr
+    res = bound_ping_stop(lab, case_dir, client, link)
     assert "pinned" in res.stderr
