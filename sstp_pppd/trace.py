@@ -26,6 +26,8 @@ _NAMES = {0xC021: "LCP", 0xC023: "PAP", 0xC223: "CHAP", 0xC227: "EAP", 0x8021: "
 
 def describe_frame(frame: bytes) -> str:
     proto = ppp_protocol(frame)[0]
+    if proto < 0:
+        return f"short frame, {len(frame)} bytes"
     return f"{_NAMES.get(proto, f'protocol 0x{proto:04x}')}, {len(frame)} bytes"
 
 
