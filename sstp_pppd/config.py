@@ -37,6 +37,7 @@ class Config:
     pins: tuple[Pin, ...] = ()
     tls_min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
     connect_timeout: float = 10.0
+    hello_interval: float = 60.0
     #: May carry a password (http://user:pass@...): kept out of repr.
     proxy: str | None = dataclasses.field(default=None, repr=False)
     correlation_id: str | None = None
@@ -85,6 +86,20 @@ def _str(values: Mapping[str, object], key: str) -> str | None:
     return v if isinstance(v, str) else None
 
 
+def _seconds(
+    values: Mapping[str, object], key: str, *, default: float, low: float, high: float
+) -> float:
+    """A number of seconds from the command line, within [low, high]."""
+    option = "--" + key.replace("_", "-")
+    try:
+        seconds = float(_str(values, key) or default)
+    except ValueError:
+        raise ConfigError(f"{option} takes a number of seconds") from None
+    if not low <= seconds <= high:  # also refuses nan
+        raise ConfigError(f"{option} must be between {low:g} and {high:g} seconds")
+    return seconds
+
+
 def build_config(parsed: ParsedArgs) -> Config:
     """Validate the parsed command line. Reads the password file, nothing else."""
     v = parsed.values
@@ -97,12 +112,8 @@ def build_config(parsed: ParsedArgs) -> Config:
         raise ConfigError("--log-level takes a number from 0 to 6") from None
     if not 0 <= log_level <= 6:
         raise ConfigError("--log-level takes a number from 0 to 6")
-    try:
-        timeout = float(_str(v, "connect_timeout") or "10")
-    except ValueError:
-        raise ConfigError("--connect-timeout takes a number of seconds") from None
-    if not 0 < timeout <= 600:
-        raise ConfigError("--connect-timeout must be between 0 and 600 seconds")
+    timeout = _seconds(v, "connect_timeout", default=10.0, low=0.001, high=600.0)
+    hello = _seconds(v, "hello_interval", default=60.0, low=1.0, high=3600.0)
     tls_min = _str(v, "tls_min_version") or "1.2"
     versions = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
     if tls_min not in versions:
@@ -172,6 +183,7 @@ def build_config(parsed: ParsedArgs) -> Config:
         pins=pins,
         tls_min_version=versions[tls_min],
         connect_timeout=timeout,
+        hello_interval=hello,
         proxy=proxy,
         correlation_id=correlation_id,
         nolaunchpppd=nolaunch,

@@ -87,6 +87,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         sstpc=False,
     ),
     _opt(
+        "--hello-interval",
+        "seconds of silence before an SSTP echo request; a server silent for two of "
+        "them is given up (default 60, [MS-SSTP] Hello timer)",
+        "SECONDS",
+        sstpc=False,
+    ),
+    _opt(
         "--proxy",
         "connect through this HTTP proxy (default: $https_proxy, $http_proxy, honouring $no_proxy)",
         "http://[USER:PASS@]HOST:PORT",

@@ -51,7 +51,7 @@ class Tunnel:
     def __init__(self, config: Config, password_lookup: PasswordLookup) -> None:
         self.config = config
         self.loop = asyncio.get_running_loop()
-        self.conn = sstp.Connection()
+        self.conn = sstp.Connection(hello_interval=config.hello_interval)
         self.decoder = hdlc.Decoder()
         self.watcher: pppwatch.AuthWatcher | None = pppwatch.AuthWatcher(password_lookup)
         self.tls: TlsLink | None = None

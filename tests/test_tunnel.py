@@ -202,10 +202,10 @@ async def establish(
 
 @contextlib.asynccontextmanager
 async def connected(
-    cert: ServerCert, password_file: Path, *, pap: bool = False
+    cert: ServerCert, password_file: Path, *extra: str, pap: bool = False
 ) -> AsyncIterator[tuple[ServerSession, Client]]:
     """A session driven to CALL_CONNECTED by :func:`establish`, password in a file."""
-    args = secure(cert, "--password-file", str(password_file))
+    args = secure(cert, "--password-file", str(password_file), *extra)
     async with tunnel(cert, *args) as (server, client):
         yield await establish(server, client, cert, pap=pap), client
 
@@ -433,6 +433,34 @@ async def test_echo_request_is_answered(cert: ServerCert, password_file: Path) -
         for _ in range(3):
             s.send_packet(messages.echo_request())
             await s.expect(MessageType.ECHO_RESPONSE)
+        client.close_line()
+        await disconnect_acked(s, client)
+
+
+@asynctest
+async def test_silent_server_is_given_up_after_two_hello_periods(
+    cert: ServerCert, password_file: Path
+) -> None:
+    """[MS-SSTP] Hello timer: an echo after one silent period, the end after the next,
+    without a CALL_ABORT (the server is gone)."""
+    async with connected(cert, password_file, "--hello-interval", "1") as (s, client):
+        t0 = time.monotonic()
+        await s.expect(MessageType.ECHO_REQUEST)
+        echoed = time.monotonic() - t0
+        await fails(client, ExitCode.KEEPALIVE, "stopped answering")
+        ended = time.monotonic() - t0
+        rest = await s.read_until_eof()
+        assert not aborts(rest), rest
+    assert 0.5 < echoed < ended, (echoed, ended)
+
+
+@asynctest
+async def test_answered_echo_keeps_the_session(cert: ServerCert, password_file: Path) -> None:
+    async with connected(cert, password_file, "--hello-interval", "1") as (s, client):
+        for _ in range(3):  # three periods, each echo answered: still up
+            await s.expect(MessageType.ECHO_REQUEST)
+            s.send_packet(messages.echo_response())
+        assert client.proc.returncode is None, client.stderr
         client.close_line()
         await disconnect_acked(s, client)
 
