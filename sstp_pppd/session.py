@@ -43,6 +43,8 @@ HTTP_TIMEOUT = 60.0
 class Session(Tunnel):
     """A Tunnel with its life cycle: ``await Session(config, lookup).run()``."""
 
+    supervisor: asyncio.Task[None] | None = None
+
     async def connect(self, sock: Any) -> None:
         """TLS handshake on a connected socket, then the HTTP SSTP_DUPLEX_POST exchange."""
         cfg = self.config
@@ -90,9 +92,8 @@ class Session(Tunnel):
         if parser.trailing:
             self.from_server(parser.trailing)
 
-    async def supervise_pppd(self) -> None:
-        assert self.pppd is not None
-        status = await self.pppd.process.wait()
+    async def supervise_pppd(self, pppd: Pppd) -> None:
+        status = await pppd.process.wait()
         log.info("%s", describe_exit(status))
         if status == PPPD_AUTH_FAILED or self.auth_failed:
             self.outcome = self.outcome or AuthenticationError(
@@ -137,7 +138,8 @@ class Session(Tunnel):
                 )
                 master = self.pppd.take_master()
                 self.pty = await PtyLink.open(self, master, os.dup(master))
-                self.loop.create_task(self.supervise_pppd())
+                # Kept referenced: the loop holds tasks only weakly.
+                self.supervisor = self.loop.create_task(self.supervise_pppd(self.pppd))
             self.start_relay()
             await self.done
         finally:
