@@ -26,7 +26,7 @@ from .errors import (
     SstpPppdError,
 )
 from .logsetup import NOTICE
-from .messages import StatusCode
+from .messages import HashProtocol, StatusCode
 from .pppd import (
     Pppd,
     drop_privileges,
@@ -99,7 +99,7 @@ class Tunnel:
             self.handle_event(event)
         self.flush()
 
-    def handle_event(self, event: object) -> None:
+    def handle_event(self, event: sstp.Event) -> None:
         match event:
             case sstp.PppFrames(frames=frames):
                 self.frames_from_server(frames)
@@ -108,7 +108,9 @@ class Tunnel:
                 log.log(
                     NOTICE,
                     "SSTP call accepted by the server (binding hash %s)",
-                    "SHA-256" if int(hash_protocol) == 2 else "SHA-1",
+                    "SHA-256"
+                    if hash_protocol == HashProtocol.CERT_HASH_PROTOCOL_SHA256
+                    else "SHA-1",
                 )
                 self.acked.set()
             case sstp.EchoRequested():
