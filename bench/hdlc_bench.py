@@ -1,4 +1,4 @@
-"""Throughput of sstp_pppd.hdlc: run ``python bench/hdlc_bench.py [--cpu]``.
+"""Throughput of sstp_pppd.core.hdlc: run ``python bench/hdlc_bench.py [--cpu]``.
 
 Frames carry random payload, the worst realistic case: with the full ACCM
 about 14 % of random bytes need escaping.  Every figure is MB/s (10**6 bytes)
@@ -14,7 +14,7 @@ import random
 import time
 from collections.abc import Callable
 
-from sstp_pppd import hdlc
+from sstp_pppd.core import hdlc
 
 SIZES = (64, 576, 1500, 4091)
 #: Bytes of frames processed per timed run, whatever the frame size.

@@ -403,8 +403,8 @@ def area(file: str, func: str) -> str:
     if file == "~":
         return "C: " + func.removeprefix("<method ").removeprefix("<built-in method ").split()[0]
     path = Path(file)
-    if path.parent.name == "sstp_pppd":
-        return f"sstp_pppd/{path.name}"
+    if "sstp_pppd" in path.parts:
+        return "/".join(path.parts[path.parts.index("sstp_pppd") :])
     if "site-packages" in path.parts:
         return "site-packages: " + path.parts[path.parts.index("site-packages") + 1]
     return "stdlib: " + (path.parent.name if path.parent.name == "asyncio" else path.name)

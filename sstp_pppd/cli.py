@@ -17,7 +17,7 @@ from .errors import ConfigError, ExitCode, SstpPppdError
 from .logsetup import NOTICE, setup_logging
 from .options import help_text, parse_args
 from .secrets import password_lookup
-from .session import Session
+from .transport.session import Session
 
 log = logging.getLogger("sstp_pppd")
 

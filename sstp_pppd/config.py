@@ -8,10 +8,10 @@ import dataclasses
 import ssl
 from collections.abc import Mapping
 
+from .core.handshake import normalize_correlation_id
+from .core.proxy import parse_proxy_url
 from .errors import ConfigError
-from .handshake import normalize_correlation_id
 from .options import ParsedArgs, Server
-from .proxy import parse_proxy_url
 from .secrets import Secret, read_password_file
 
 

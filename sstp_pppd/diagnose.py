@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .messages import StatusCode
+from .core.messages import StatusCode
 
 #: MS-CHAP failure codes (RFC 2759 6; Windows RAS error numbers).
 _MSCHAP_ERRORS = {

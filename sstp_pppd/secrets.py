@@ -12,8 +12,8 @@ import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from .core.pppwatch import PasswordLookup
 from .errors import ConfigError
-from .pppwatch import PasswordLookup
 
 log = logging.getLogger(__name__)
 

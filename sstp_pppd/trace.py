@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
+from .core.messages import ControlPacket, DataPacket, StreamDecoder
+from .core.pppwatch import ppp_protocol
 from .errors import SstpError
-from .messages import ControlPacket, DataPacket, StreamDecoder
-from .pppwatch import ppp_protocol
 
 #: logging levels of --log-level 5 and 6.
 FRAMES = 7

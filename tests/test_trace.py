@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from sstp_pppd.messages import call_connect_request, encode_data
+from sstp_pppd.core.messages import call_connect_request, encode_data
 from sstp_pppd.trace import FRAMES, HEXDUMP, PacketTrace, describe_frame
 
 PASSWORD = b"hunter2-in-clear"

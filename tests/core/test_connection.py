@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sstp_pppd import connection as conn_mod
-from sstp_pppd import messages
-from sstp_pppd.connection import (
+from sstp_pppd.core import connection as conn_mod
+from sstp_pppd.core import messages
+from sstp_pppd.core.connection import (
     Aborted,
     ConnectAcked,
     Connection,
@@ -29,8 +29,8 @@ from sstp_pppd.connection import (
     PppFrames,
     State,
 )
+from sstp_pppd.core.messages import HashProtocol, StatusCode
 from sstp_pppd.errors import ProtocolError, SstpError
-from sstp_pppd.messages import HashProtocol, StatusCode
 
 H = bytes.fromhex
 

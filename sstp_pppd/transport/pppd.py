@@ -17,8 +17,8 @@ import tty
 
 import psutil
 
-from .errors import PppdError
-from .secrets import Secret
+from ..errors import PppdError
+from ..secrets import Secret
 
 log = logging.getLogger(__name__)
 

@@ -11,11 +11,13 @@ import asyncio
 import logging
 import signal
 
-from . import connection as sstp
-from . import crypto, hdlc, pppwatch
-from .config import Config
-from .diagnose import explain_auth_failure, status_name
-from .errors import (
+from ..config import Config
+from ..core import connection as sstp
+from ..core import crypto, hdlc, pppwatch
+from ..core.messages import HashProtocol, StatusCode
+from ..core.pppwatch import PasswordLookup, ppp_protocol
+from ..diagnose import explain_auth_failure, status_name
+from ..errors import (
     ConnectionLost,
     HttpError,
     Interrupted,
@@ -25,15 +27,13 @@ from .errors import (
     SstpError,
     SstpPppdError,
 )
-from .logsetup import NOTICE
-from .messages import HashProtocol, StatusCode
+from ..logsetup import NOTICE
+from ..trace import PacketTrace
+from .links import PtyLink, TlsLink
 from .pppd import (
     Pppd,
     drop_privileges,
 )
-from .pppwatch import PasswordLookup, ppp_protocol
-from .relay import PtyLink, TlsLink
-from .trace import PacketTrace
 
 log = logging.getLogger("sstp_pppd")
 

@@ -1,4 +1,4 @@
-"""Tests of sstp_pppd.crypto against published vectors (RFC 1320, RFC 2759/3079, [MS-SSTP] 4.7)."""
+"""Tests of sstp_pppd.core.crypto against published vectors (RFC 1320, 2759, 3079, MS-SSTP 4.7)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sstp_pppd import crypto
+from sstp_pppd.core import crypto
 
 H = bytes.fromhex
 

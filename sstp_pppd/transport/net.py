@@ -7,10 +7,10 @@ import logging
 import os
 import socket
 
-from .config import Config
-from .errors import ConfigError, HttpError, NetworkError
-from .handshake import ResponseParser, check_proxy_response, connect_request
-from .proxy import parse_proxy_url, proxy_from_environment
+from ..config import Config
+from ..core.handshake import ResponseParser, check_proxy_response, connect_request
+from ..core.proxy import parse_proxy_url, proxy_from_environment
+from ..errors import ConfigError, HttpError, NetworkError
 
 log = logging.getLogger(__name__)
 

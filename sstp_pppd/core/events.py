@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from sstp_pppd.messages import HashProtocol
+from .messages import HashProtocol
 
 __all__ = [
     "Aborted",

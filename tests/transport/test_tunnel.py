@@ -21,16 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fakeserver import (
-    AlertingTlsServer,
-    Client,
-    FakeServer,
-    ServerCert,
-    ServerSession,
-    check_call_connected,
-    make_cert,
-)
-from test_pppwatch import (
+
+from sstp_pppd.core import messages
+from sstp_pppd.core.messages import ControlPacket, MessageType, StatusCode
+from sstp_pppd.errors import ExitCode
+
+from ..core.test_pppwatch import (
     AUTH_CHALLENGE,
     AUTH_MSCHAPV2,
     AUTH_PAP,
@@ -48,10 +44,15 @@ from test_pppwatch import (
     ppp,
     value,
 )
-
-from sstp_pppd import messages
-from sstp_pppd.errors import ExitCode
-from sstp_pppd.messages import ControlPacket, MessageType, StatusCode
+from .fakeserver import (
+    AlertingTlsServer,
+    Client,
+    FakeServer,
+    ServerCert,
+    ServerSession,
+    check_call_connected,
+    make_cert,
+)
 
 #: Any test taking longer than this is a hang, not slowness.
 TEST_TIMEOUT = 45.0

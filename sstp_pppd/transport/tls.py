@@ -7,8 +7,8 @@ import hmac
 import ipaddress
 import ssl
 
-from .config import Config, Pin
-from .errors import ConfigError, TlsError
+from ..config import Config, Pin
+from ..errors import ConfigError, TlsError
 
 
 def make_context(config: Config) -> ssl.SSLContext:

@@ -1,4 +1,4 @@
-"""Tests of sstp_pppd.hdlc against hand-made vectors and per-byte references."""
+"""Tests of sstp_pppd.core.hdlc against hand-made vectors and per-byte references."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from sstp_pppd import hdlc
+from sstp_pppd.core import hdlc
 
 # --- slow, obviously-correct references (per-byte loops are fine in tests) ---
 

@@ -28,7 +28,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from sstp_pppd.errors import HttpError
+from ..errors import HttpError
 
 #: The request URI of [MS-SSTP] 2.2.1 (the GUID's case is as the spec writes it).
 SSTP_URI = "/sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/"

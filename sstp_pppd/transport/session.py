@@ -16,7 +16,8 @@ import uuid
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from .errors import (
+from ..core.handshake import ResponseParser, check_sstp_response, new_correlation_id, sstp_request
+from ..errors import (
     AuthenticationError,
     HttpError,
     Interrupted,
@@ -24,11 +25,10 @@ from .errors import (
     SstpPppdError,
     TlsError,
 )
-from .handshake import ResponseParser, check_sstp_response, new_correlation_id, sstp_request
-from .logsetup import NOTICE
+from ..logsetup import NOTICE
+from .links import PtyLink, TlsLink
 from .net import open_tcp, open_via_proxy, proxy_for
 from .pppd import PPPD_AUTH_FAILED, PPPD_NORMAL, Pppd, describe_exit, find_pppd
-from .relay import PtyLink, TlsLink
 from .tls import check_pins, describe_failure, make_context, server_hostname
 from .tunnel import Tunnel
 

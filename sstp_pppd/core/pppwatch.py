@@ -19,7 +19,7 @@ import re
 import struct
 from collections.abc import Callable
 
-from sstp_pppd import crypto
+from . import crypto
 
 __all__ = [
     "AuthEvent",

@@ -31,8 +31,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from sstp_pppd import crypto, hdlc, messages
-from sstp_pppd.messages import (
+from sstp_pppd.core import crypto, hdlc, messages
+from sstp_pppd.core.messages import (
     ControlPacket,
     CryptoBinding,
     CryptoBindingRequest,

@@ -1,4 +1,4 @@
-"""Tests of the SSTP packet codec and stream decoder (sstp_pppd.messages)."""
+"""Tests of the SSTP packet codec and stream decoder (sstp_pppd.core.messages)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from sstp_pppd.errors import FramingError, ProtocolError, SstpError
-from sstp_pppd.messages import (
+from sstp_pppd.core.messages import (
     MAX_DATA_PAYLOAD,
     AttributeId,
     ControlPacket,
@@ -34,6 +33,7 @@ from sstp_pppd.messages import (
     echo_response,
     encode_data,
 )
+from sstp_pppd.errors import FramingError, ProtocolError, SstpError
 
 H = bytes.fromhex
 

@@ -1,4 +1,4 @@
-"""Tests of sstp_pppd.pppwatch with real PPP frames built from the RFC 2759/3079 vectors."""
+"""Tests of sstp_pppd.core.pppwatch with real PPP frames built from the RFC 2759/3079 vectors."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sstp_pppd import crypto
-from sstp_pppd.pppwatch import AuthFailed, AuthSucceeded, AuthWatcher
+from sstp_pppd.core import crypto
+from sstp_pppd.core.pppwatch import AuthFailed, AuthSucceeded, AuthWatcher
 
 H = bytes.fromhex
 

@@ -9,8 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sstp_pppd.errors import ExitCode, HttpError
-from sstp_pppd.handshake import (
+from sstp_pppd.core.handshake import (
     DEFAULT_PROXY_PORT,
     MAX_HEADER_BYTES,
     SSTP_URI,
@@ -23,7 +22,8 @@ from sstp_pppd.handshake import (
     normalize_correlation_id,
     sstp_request,
 )
-from sstp_pppd.proxy import ProxyConfig, parse_proxy_url, proxy_from_environment
+from sstp_pppd.core.proxy import ProxyConfig, parse_proxy_url, proxy_from_environment
+from sstp_pppd.errors import ExitCode, HttpError
 
 GUID = "{BA195980-CD49-458B-9E23-C84EE0ADCD75}"
 

@@ -48,9 +48,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from sstp_pppd import crypto, messages
-from sstp_pppd.errors import FramingError, ProtocolError, SstpError
-from sstp_pppd.events import (
+from ..errors import FramingError, ProtocolError, SstpError
+from . import crypto, messages
+from .events import (
     Aborted,
     ConnectAcked,
     ConnectionClosed,
@@ -60,7 +60,7 @@ from sstp_pppd.events import (
     KeepaliveExpired,
     PppFrames,
 )
-from sstp_pppd.messages import (
+from .messages import (
     ControlPacket,
     CryptoBindingRequest,
     DataPacket,

@@ -18,8 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from fakeserver import WAIT, Client, FakeServer, ServerCert, ServerSession, make_cert
-from test_tunnel import (
+
+from sstp_pppd.errors import ExitCode
+
+from .fakeserver import WAIT, Client, FakeServer, ServerCert, ServerSession, make_cert
+from .test_tunnel import (
     HTTP_404,
     LCP_REQUEST,
     asynctest,
@@ -28,8 +31,6 @@ from test_tunnel import (
     secure,
     started,
 )
-
-from sstp_pppd.errors import ExitCode
 
 #: Every variable the client might take a proxy (or a bypass) from.
 PROXY_VARIABLES = (
