@@ -66,3 +66,4 @@ fi
 test -x "$venv/bin/sstpd" || { echo "setup-e2e: $venv/bin/sstpd missing" >&2; exit 1; }
 echo "setup-e2e: ok (linux.uml $(dpkg-query -W -f='${Version}' user-mode-linux)," \
     "sstp-server $sstpd_version in $venv)"
+bash "$repo/scripts/fetch-pppd25.sh" >/dev/null  # pppd 2.5 headers for the plugin compile test
