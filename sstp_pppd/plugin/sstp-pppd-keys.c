@@ -232,7 +232,7 @@ static void warn_socket(const char *path, const char *what)
 }
 
 /* One AUTH message on a fresh connection, then the ACK. Never fatal. */
-static void send_auth(const struct sstp_msg *m, const char *path)
+static void send_auth(const struct sstp_msg *m, const char *path, int with_keys)
 {
     struct sockaddr_un addr;
     struct timeval tv = {.tv_sec = SSTP_ACK_TIMEOUT, .tv_usec = 0};
@@ -287,10 +287,13 @@ static void send_auth(const struct sstp_msg *m, const char *path)
         }
         return;
     }
-    notice(LOG_PREFIX "MPPE keys handed to the SSTP client at %s", path);
+    if (with_keys)
+        notice(LOG_PREFIX "MPPE keys handed to the SSTP client at %s", path);
+    else
+        notice(LOG_PREFIX "told the SSTP client at %s that there are no MPPE keys", path);
 }
 
-static void send_keys(void)
+static void send_keys(const char *trigger)
 {
     unsigned char send_key[SSTP_KEY_MAX], recv_key[SSTP_KEY_MAX];
     size_t send_len, recv_len;
@@ -300,6 +303,7 @@ static void send_keys(void)
     if (keys_sent)
         return;
     keys_sent = 1;
+    dbglog(LOG_PREFIX "authentication done (%s)", trigger);
 
     send_len = get_send_key(send_key);
     recv_len = get_recv_key(recv_key);
@@ -318,7 +322,7 @@ static void send_keys(void)
     memset(recv_key, 0, sizeof recv_key);
 
     socket_path(path, sizeof path);
-    send_auth(&m, path);
+    send_auth(&m, path, send_len > 0 && recv_len > 0);
     memset(&m, 0, sizeof m);
 }
 
@@ -326,7 +330,7 @@ static void on_auth_up(void *ctx, int arg)
 {
     (void)ctx;
     (void)arg;
-    send_keys();
+    send_keys("auth-up");
 }
 
 static void on_phase_change(void *ctx, int phase_now)
@@ -335,7 +339,7 @@ static void on_phase_change(void *ctx, int phase_now)
     if (phase_now == PHASE_ESTABLISH)
         keys_sent = 0; /* a new link (persist, demand): its auth brings new keys */
     else if (phase_now == PHASE_NETWORK)
-        send_keys();
+        send_keys("network phase");
 }
 
 void plugin_init(void)

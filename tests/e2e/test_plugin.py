@@ -1,0 +1,323 @@
+"""Our pppd plugin, sstp-pppd-keys.so, with the real pppd 2.4.9 against sstp-server 0.7.2.
+
+The plugin is built once per module against the installed headers (``build.build_plugin``)
+into the run directory, which the guest shares, and loaded by absolute path from a pppd
+peers file in pty mode. Until the transport's own sstp-api socket exists, a small listener
+(``keysink.py``) plays the transport's side of the socket in the client's namespace: it
+records every message and acknowledges it. The tunnel's crypto binding meanwhile comes from
+the transport's own key source (chap-secrets), which sstpd verifies.
+
+What is proven here, and how:
+- (e) the keys the plugin hands over are the session's MS-CHAPv2 MPPE keys: the listener's
+  send/receive keys equal ``crypto.mschapv2_mppe_keys`` computed in Python from the password
+  and the NT-Response in the client pppd's own ``debug`` log of its CHAP Response, and the
+  same session's binding (built by the transport from chap-secrets) is accepted by sstpd, so
+  those are the keys the server holds too. They arrive before IPCP starts, in sstp-api's
+  layout, and never appear in pppd's log.
+- (f) nothing listens on the socket: one warning in pppd's log, pppd carries on, the session
+  comes up with a valid binding and passes traffic.
+- In one session with both loaded, our AUTH message is byte for byte the one Debian's
+  sstp-pppd-plugin.so (sstp-client 1.0.18) sends, for MS-CHAPv2 and for PAP (no key
+  attributes; our plugin also says once that the binding uses zeros).
+- A listener that never acknowledges costs pppd at most 5 s and one warning.
+- The default socket path with an ipparam is /var/run/sstpc/sstpc-<ipparam>.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sstp_pppd.core import crypto
+from sstp_pppd.plugin import build
+
+from .bed import CHAP_SECRETS, PASSWORD, SSTP_PPPD, USERNAME, Lab, PppLink, SstpServer, Timings
+from .certs import SERVER_NAME
+from .uml import GuestError, GuestProcess
+
+pytestmark = pytest.mark.e2e
+
+KEYSINK = Path(__file__).with_name("keysink.py")
+MAGIC, AUTH, ATTR_SEND, ATTR_RECV = 0x73737470, 1, 2 - 1, 2
+SOCK_DIR = "/run/sstp-plugin-test"
+#: A client that authenticates with MS-CHAPv2 only, as in test_transport.
+MSCHAPV2 = ("noauth", "refuse-eap", "refuse-pap", "refuse-chap", "refuse-mschap",
+            "nodefaultroute", "noccp")  # fmt: skip
+PAP = ("noauth", "refuse-eap", "refuse-chap", "refuse-mschap", "refuse-mschap-v2",
+       "nodefaultroute", "noccp")  # fmt: skip
+SERVER_PAP = ("name sstpd", "require-pap", "silent", "nodefaultroute", "noccp", "debug")
+NOKEYS = "sstp-pppd-keys: no MPPE keys for this auth method: the binding uses zeros"
+HANDED = "sstp-pppd-keys: MPPE keys handed to the SSTP client at "
+
+
+@pytest.fixture(scope="module")
+def plugin(lab: Lab) -> Path:
+    """sstp-pppd-keys.so for the installed pppd, in the run directory the guest sees."""
+    return build.build_plugin(lab.run_dir / "plugin").path
+
+
+class Sink:
+    """keysink.py in the cli namespace, listening on ``sock``."""
+
+    def __init__(
+        self, lab: Lab, d: Path, sock: str, *, name: str = "keysink", no_ack: bool = False
+    ) -> None:
+        self.record = d / f"{name}.jsonl"
+        argv = ["/usr/bin/python3", "-I", "-S", str(KEYSINK), sock, str(self.record)]
+        self.proc: GuestProcess = lab.guest.spawn(
+            argv + (["--no-ack"] if no_ack else []), ns="cli", log_dir=d, name=name
+        )
+        deadline = time.monotonic() + 30
+        while "listening" not in self.proc.stdout:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise GuestError(f"keysink did not start:\n{self.proc.stderr}")
+            time.sleep(0.05)
+
+    def messages(self, n: int = 1, timeout: float = 15.0) -> list[dict[str, object]]:
+        """The first ``n`` recorded messages (waits for them)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.record.read_text() if self.record.exists() else ""
+            msgs = [json.loads(line) for line in text.splitlines()]
+            if len(msgs) >= n or time.monotonic() > deadline:
+                return msgs
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def sink_factory(lab: Lab, case_dir: Path) -> Iterator[list[Sink]]:
+    sinks: list[Sink] = []
+    yield sinks
+    for s in sinks:
+        if s.proc.poll() is None:
+            s.proc.stop(5)
+
+
+def peers_file(
+    lab: Lab,
+    name: str,
+    plugin_lines: str,
+    *,
+    auth: tuple[str, ...] = MSCHAPV2,
+    ipparam: str = "lab",
+) -> None:
+    """A pty-mode peers file: our transport on the pty line, our plugin below it."""
+    lab.write_client_file(
+        f"peers/{name}",
+        f'pty "{SSTP_PPPD} --nolaunchpppd --ca-cert {lab.certs.ca.cert} '
+        f'--log-stderr --log-level 4 {SERVER_NAME}"\n'
+        f"name {USERNAME}\nremotename lab\nipparam {ipparam}\n"
+        + "".join(f"{o}\n" for o in auth)
+        + plugin_lines
+        + "nodetach\ndebug\n",
+    )
+
+
+def connect(lab: Lab, d: Path, name: str, timings: Timings) -> tuple[GuestProcess, PppLink]:
+    with timings.step("connect"):
+        pppd = lab.pppd_call(name, "logfile", str(d / "client-pppd.log"), log_dir=d)
+        link = lab.wait_for_ppp(timeout=60, proc=pppd)
+    return pppd, link
+
+
+def client_log(d: Path) -> str:
+    return (d / "client-pppd.log").read_text(errors="replace")
+
+
+def stop(lab: Lab, pppd: GuestProcess) -> None:
+    res = pppd.stop(20)
+    assert lab.wait_for_no_ppp()
+    assert res.returncode in (5, 16), res.returncode  # pppd: stopped by signal / hangup
+
+
+def attrs(msg: dict[str, object]) -> dict[int, bytes]:
+    found = msg["attrs"]
+    assert isinstance(found, list)
+    return {a["type"]: bytes.fromhex(a["data"]) for a in found}
+
+
+def nt_response_from_log(log: str) -> bytes:
+    """The NT-Response of the client's MS-CHAPv2 Response, from pppd's debug packet dump:
+    ``sent [CHAP Response id=0x.. <49-byte value as hex>, name = "labuser"]``."""
+    m = re.search(r"sent \[CHAP Response id=0x[0-9a-f]+ <([0-9a-f]{98})>", log)
+    assert m, "no MS-CHAPv2 Response in the client pppd's debug log"
+    value = bytes.fromhex(m.group(1))
+    # PeerChallenge 16, reserved 8, NT-Response 24, flags 1 (RFC 2759 4).
+    return value[24:48]
+
+
+def test_plugin_keys_are_the_sessions_mschapv2_keys(
+    lab: Lab,
+    case_dir: Path,
+    plugin: Path,
+    sstp_server: SstpServer,
+    sink_factory: list[Sink],
+    timings: Timings,
+) -> None:
+    """(e) the plugin's keys equal the Python-derived keys of the same MS-CHAPv2 session."""
+    sock = f"{SOCK_DIR}/e.sock"
+    sink_factory.append(sink := Sink(lab, case_dir, sock))
+    peers_file(lab, "keys-e", f"plugin {plugin}\nsstp-sock {sock}\n")
+    lab.write_client_file("chap-secrets", CHAP_SECRETS, 0o600)
+    pppd, link = connect(lab, case_dir, "keys-e", timings)
+    # The transport's binding (keys from chap-secrets) matches the server's keys.
+    sstp_server.wait_for_log("Crypto Binding is valid.", 15)
+    assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
+
+    msgs = sink.messages(1)
+    assert len(msgs) == 1, msgs  # one AUTH for the session, nothing more
+    msg = msgs[0]
+    assert "error" not in msg and msg["acked"], msg
+    assert (msg["magic"], msg["type"]) == (MAGIC, AUTH)
+    keys = attrs(msg)
+    assert sorted(keys) == [ATTR_SEND, ATTR_RECV]
+    # sstp-api layout: two attributes of 4 + 16 bytes, no padding needed, nothing else.
+    assert msg["length"] == 2 * (4 + 16)
+    assert [a["type"] for a in msg["attrs"]] == [ATTR_SEND, ATTR_RECV]  # type: ignore[union-attr]
+
+    log = client_log(case_dir)
+    expected = crypto.mschapv2_mppe_keys(PASSWORD, nt_response_from_log(log))
+    assert (keys[ATTR_SEND], keys[ATTR_RECV]) == expected
+    assert keys[ATTR_SEND] != keys[ATTR_RECV] and any(keys[ATTR_SEND])
+
+    # Handed over after authentication and before any network protocol started.
+    assert log.count(HANDED) == 1
+    handed = log.index(HANDED + sock)
+    assert log.index("CHAP authentication succeeded") < handed < log.index("sent [IPCP ConfReq")
+    # With debug on, pppd logs only the key lengths.
+    assert "sending MPPE keys (send 16 bytes, receive 16 bytes)" in log
+    for key in keys.values():
+        assert key.hex() not in log.lower()
+        assert key.hex(" ") not in log.lower()
+    stop(lab, pppd)
+
+
+def test_no_socket_pppd_warns_once_and_carries_on(
+    lab: Lab, case_dir: Path, plugin: Path, sstp_server: SstpServer, timings: Timings
+) -> None:
+    """(f) nothing listens: one warning, pppd does not die, the session is bound and works."""
+    sock = f"{SOCK_DIR}/nobody-listens.sock"
+    peers_file(lab, "keys-f", f"plugin {plugin}\nsstp-sock {sock}\n")
+    lab.write_client_file("chap-secrets", CHAP_SECRETS, 0o600)
+    pppd, link = connect(lab, case_dir, "keys-f", timings)
+    sstp_server.wait_for_log("Crypto Binding is valid.", 15)
+    lab.check_link(link, nbytes=1 << 20, log_dir=case_dir, timings=timings)
+    assert pppd.poll() is None
+    log = client_log(case_dir)
+    warning = (
+        f"sstp-pppd-keys: no SSTP client listens on {sock} (No such file or directory): "
+        "pppd continues without handing over the MPPE keys"
+    )
+    assert log.count("sstp-pppd-keys: no SSTP client") == 1 and warning in log, log
+    assert HANDED not in log
+    stop(lab, pppd)
+
+
+def dual_plugins(lab: Lab, d: Path, ipparam: str, plugin: Path) -> tuple[Sink, Sink, str]:
+    """Debian's sstp-pppd-plugin.so (sstp-client 1.0.18) and ours in the same pppd, each
+    with its own listener. pppd reads the peers file in order and options are looked up
+    among the plugins loaded so far, so ``sstp-sock`` goes to Debian's; ours then uses its
+    default path, /var/run/sstpc/sstpc-<ipparam>."""
+    theirs = Sink(lab, d, f"{SOCK_DIR}/debian.sock", name="debian-plugin")
+    ours_sock = f"/var/run/sstpc/sstpc-{ipparam}"
+    ours = Sink(lab, d, ours_sock, name="our-plugin")
+    lines = f"plugin sstp-pppd-plugin.so\nsstp-sock {SOCK_DIR}/debian.sock\nplugin {plugin}\n"
+    return theirs, ours, lines
+
+
+@pytest.mark.parametrize("auth", ["mschapv2", "pap"])
+def test_same_message_as_debians_plugin(
+    lab: Lab,
+    case_dir: Path,
+    plugin: Path,
+    sink_factory: list[Sink],
+    timings: Timings,
+    auth: str,
+) -> None:
+    """In one session, our plugin's AUTH message is byte for byte the one sstp-client's own
+    plugin sends: same keys, same order, same layout (MS-CHAPv2), and for PAP the same bare
+    header. PAP also logs that the binding uses zeros."""
+    if auth == "pap":
+        lab.guest.write_file("/etc/ppp/pap-secrets", CHAP_SECRETS, 0o600)
+        lab.server.start(case_dir, pppd_options=SERVER_PAP)
+        lab.write_client_file("pap-secrets", CHAP_SECRETS, 0o600)
+    else:
+        lab.server.start(case_dir)
+    lab.write_client_file("chap-secrets", CHAP_SECRETS, 0o600)
+    theirs, ours, lines = dual_plugins(lab, case_dir, f"dual-{auth}", plugin)
+    sink_factory.extend((theirs, ours))
+    peers_file(lab, f"dual-{auth}", lines, auth=PAP if auth == "pap" else MSCHAPV2,
+               ipparam=f"dual-{auth}")  # fmt: skip
+    pppd, link = connect(lab, case_dir, f"dual-{auth}", timings)
+    if auth == "mschapv2":
+        lab.server.wait_for_log("Crypto Binding is valid.", 15)
+        assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
+    # (sstp-server 0.7.2 cannot verify a PAP session at all: its own plugin gives it no
+    # keys and it logs "missing master send and/or receive key", then waits for ever.)
+    t_msgs, o_msgs = theirs.messages(1), ours.messages(1)
+    assert len(t_msgs) == 1 and len(o_msgs) == 1, (t_msgs, o_msgs)
+    assert o_msgs[0]["raw"] == t_msgs[0]["raw"]
+    assert o_msgs[0]["acked"] and t_msgs[0]["acked"]
+    log = client_log(case_dir)
+    if auth == "pap":
+        assert (o_msgs[0]["type"], o_msgs[0]["length"], o_msgs[0]["attrs"]) == (AUTH, 0, [])
+        assert "PAP authentication succeeded" in log
+        assert log.count(NOKEYS) == 1
+        told = "sstp-pppd-keys: told the SSTP client at /var/run/sstpc/sstpc-dual-pap that"
+        assert log.count(f"{told} there are no MPPE keys") == 1
+    else:
+        keys = attrs(o_msgs[0])
+        assert (keys[ATTR_SEND], keys[ATTR_RECV]) == crypto.mschapv2_mppe_keys(
+            PASSWORD, nt_response_from_log(log)
+        )
+    stop(lab, pppd)
+
+
+def test_no_ack_times_out_and_pppd_carries_on(
+    lab: Lab,
+    case_dir: Path,
+    plugin: Path,
+    sstp_server: SstpServer,
+    sink_factory: list[Sink],
+    timings: Timings,
+) -> None:
+    """A listener that takes the message but never answers holds pppd up for at most 5 s."""
+    sock = f"{SOCK_DIR}/mute.sock"
+    sink_factory.append(sink := Sink(lab, case_dir, sock, no_ack=True))
+    peers_file(lab, "keys-mute", f"plugin {plugin}\nsstp-sock {sock}\n")
+    lab.write_client_file("chap-secrets", CHAP_SECRETS, 0o600)
+    pppd, link = connect(lab, case_dir, "keys-mute", timings)
+    sstp_server.wait_for_log("Crypto Binding is valid.", 15)
+    assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
+    assert len(sink.messages(1)) == 1
+    log = client_log(case_dir)
+    assert log.count(f"sstp-pppd-keys: no acknowledgement from {sock} (Connection timed out)") == 1
+    assert HANDED not in log
+    stop(lab, pppd)
+
+
+def test_default_socket_path_follows_ipparam(
+    lab: Lab,
+    case_dir: Path,
+    plugin: Path,
+    sstp_server: SstpServer,
+    sink_factory: list[Sink],
+    timings: Timings,
+) -> None:
+    """Without ``sstp-sock`` the plugin uses sstpc's name, /var/run/sstpc/sstpc-<ipparam>
+    (the name NetworkManager-sstp's plugin and existing peers files hard-code)."""
+    sock = "/var/run/sstpc/sstpc-plugintest"
+    sink_factory.append(sink := Sink(lab, case_dir, sock))
+    peers_file(lab, "keys-default", f"plugin {plugin}\n", ipparam="plugintest")
+    lab.write_client_file("chap-secrets", CHAP_SECRETS, 0o600)
+    pppd, _ = connect(lab, case_dir, "keys-default", timings)
+    sstp_server.wait_for_log("Crypto Binding is valid.", 15)
+    msgs = sink.messages(1)
+    assert len(msgs) == 1 and sorted(attrs(msgs[0])) == [ATTR_SEND, ATTR_RECV], msgs
+    assert client_log(case_dir).count(HANDED + sock) == 1
+    stop(lab, pppd)
