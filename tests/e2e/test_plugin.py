@@ -10,23 +10,33 @@ the transport's own key source (chap-secrets), which sstpd verifies.
 What is proven here, and how:
 - (e) the keys the plugin hands over are the session's MS-CHAPv2 MPPE keys: the listener's
   send/receive keys equal ``crypto.mschapv2_mppe_keys`` computed in Python from the password
-  and the NT-Response in the client pppd's own ``debug`` log of its CHAP Response, and the
-  same session's binding (built by the transport from chap-secrets) is accepted by sstpd, so
-  those are the keys the server holds too. They arrive before IPCP starts, in sstp-api's
-  layout, and never appear in pppd's log.
-- (f) nothing listens on the socket: one warning in pppd's log, pppd carries on, the session
-  comes up with a valid binding and passes traffic.
+  and the NT-Response in the client pppd's own ``debug`` log of its CHAP Response, and they
+  are the server's pair seen from the other end (the server's sstp-pppd-plugin.so logs its
+  keys with ``debug``); the same session's binding, built by the transport from
+  chap-secrets, is accepted by sstpd. They arrive after authentication and before IPCP, in
+  sstp-api's layout, and never appear in pppd's log.
 - In one session with both loaded, our AUTH message is byte for byte the one Debian's
-  sstp-pppd-plugin.so (sstp-client 1.0.18) sends, for MS-CHAPv2 and for PAP (no key
-  attributes; our plugin also says once that the binding uses zeros).
-- A listener that never acknowledges costs pppd at most 5 s and one warning.
+  sstp-pppd-plugin.so (sstp-client 1.0.18) sends, for MS-CHAPv2, EAP-TLS and the methods
+  without MPPE keys (PAP, CHAP-MD5, EAP-MD5: no key attributes; ours also says once that
+  the binding uses zeros).
+- EAP-TLS with a client certificate in pppd's ``cert``/``key``/``ca`` options against the
+  server pppd's eaptls-server: pppd 2.4.9 keeps 16 bytes of each key (MSK[0:16] and
+  MSK[32:48]); the plugin hands over exactly those, the server's pair reversed.
+- (f) nothing listens on the socket: one warning in pppd's log, pppd carries on, the session
+  comes up with a valid binding and passes traffic. A listener that never acknowledges
+  costs pppd at most 5 s and one warning.
 - The default socket path with an ipparam is /var/run/sstpc/sstpc-<ipparam>.
+
+Not reachable in this bed: EAP-MSCHAPv2. pppd's EAP server offers MSCHAPv2 only when the
+peer NAKs its MD5-Challenge proposing type 26, and pppd's EAP client NAKs only with SRP, so
+two pppds always settle on EAP-MD5 (tested above) when they share a CHAP secret.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -48,9 +58,6 @@ SOCK_DIR = "/run/sstp-plugin-test"
 #: A client that authenticates with MS-CHAPv2 only, as in test_transport.
 MSCHAPV2 = ("noauth", "refuse-eap", "refuse-pap", "refuse-chap", "refuse-mschap",
             "nodefaultroute", "noccp")  # fmt: skip
-PAP = ("noauth", "refuse-eap", "refuse-chap", "refuse-mschap", "refuse-mschap-v2",
-       "nodefaultroute", "noccp")  # fmt: skip
-SERVER_PAP = ("name sstpd", "require-pap", "silent", "nodefaultroute", "noccp", "debug")
 NOKEYS = "sstp-pppd-keys: no MPPE keys for this auth method: the binding uses zeros"
 HANDED = "sstp-pppd-keys: MPPE keys handed to the SSTP client at "
 
@@ -105,13 +112,14 @@ def peers_file(
     *,
     auth: tuple[str, ...] = MSCHAPV2,
     ipparam: str = "lab",
+    remotename: str = "lab",
 ) -> None:
     """A pty-mode peers file: our transport on the pty line, our plugin below it."""
     lab.write_client_file(
         f"peers/{name}",
         f'pty "{SSTP_PPPD} --nolaunchpppd --ca-cert {lab.certs.ca.cert} '
         f'--log-stderr --log-level 4 {SERVER_NAME}"\n'
-        f"name {USERNAME}\nremotename lab\nipparam {ipparam}\n"
+        f"name {USERNAME}\nremotename {remotename}\nipparam {ipparam}\n"
         + "".join(f"{o}\n" for o in auth)
         + plugin_lines
         + "nodetach\ndebug\n",
@@ -151,6 +159,18 @@ def nt_response_from_log(log: str) -> bytes:
     return value[24:48]
 
 
+def server_view_keys(lab: Lab) -> tuple[bytes, bytes]:
+    """(send, receive) as the server's pppd holds them: Debian's sstp-pppd-plugin.so, which
+    hands them to sstpd, logs them with ``debug`` ("The mppe send key (16): <hex>")."""
+    log = lab.server.pppd_log_text
+    found = {
+        m.group(1): bytes.fromhex(m.group(2))
+        for m in re.finditer(r"The mppe (send|recv) key \(\d+\): ([0-9a-f]+)", log)
+    }
+    assert set(found) == {"send", "recv"}, "the server's plugin logged no keys"
+    return found["send"], found["recv"]
+
+
 def test_plugin_keys_are_the_sessions_mschapv2_keys(
     lab: Lab,
     case_dir: Path,
@@ -183,6 +203,8 @@ def test_plugin_keys_are_the_sessions_mschapv2_keys(
     log = client_log(case_dir)
     expected = crypto.mschapv2_mppe_keys(PASSWORD, nt_response_from_log(log))
     assert (keys[ATTR_SEND], keys[ATTR_RECV]) == expected
+    # ... and the server's keys are the same pair seen from the other end.
+    assert (keys[ATTR_SEND], keys[ATTR_RECV]) == server_view_keys(lab)[::-1]
     assert keys[ATTR_SEND] != keys[ATTR_RECV] and any(keys[ATTR_SEND])
 
     # Handed over after authentication and before any network protocol started.
@@ -230,7 +252,28 @@ def dual_plugins(lab: Lab, d: Path, ipparam: str, plugin: Path) -> tuple[Sink, S
     return theirs, ours, lines
 
 
-@pytest.mark.parametrize("auth", ["mschapv2", "pap"])
+def server_options(auth: str) -> tuple[str, ...]:
+    return ("name sstpd", auth, "silent", "nodefaultroute", "noccp", "debug")
+
+
+def client_auth(*allow: str) -> tuple[str, ...]:
+    """pppd options refusing every auth method but ``allow`` (pppd's option names)."""
+    methods = ("eap", "pap", "chap", "mschap", "mschap-v2")
+    return ("noauth", *(f"refuse-{m}" for m in methods if m not in allow),
+            "nodefaultroute", "noccp")  # fmt: skip
+
+
+#: auth method -> (the server pppd's requirement, what the client allows, has MPPE keys)
+METHODS = {
+    "mschapv2": ("require-mschap-v2", ("mschap-v2",), True),
+    "pap": ("require-pap", ("pap",), False),
+    "chap-md5": ("require-chap", ("chap",), False),
+    # pppd's EAP server starts with MD5-Challenge whenever it has a CHAP secret.
+    "eap-md5": ("require-eap", ("eap",), False),
+}
+
+
+@pytest.mark.parametrize("auth", list(METHODS))
 def test_same_message_as_debians_plugin(
     lab: Lab,
     case_dir: Path,
@@ -240,42 +283,43 @@ def test_same_message_as_debians_plugin(
     auth: str,
 ) -> None:
     """In one session, our plugin's AUTH message is byte for byte the one sstp-client's own
-    plugin sends: same keys, same order, same layout (MS-CHAPv2), and for PAP the same bare
-    header. PAP also logs that the binding uses zeros."""
-    if auth == "pap":
-        lab.guest.write_file("/etc/ppp/pap-secrets", CHAP_SECRETS, 0o600)
-        lab.server.start(case_dir, pppd_options=SERVER_PAP)
-        lab.write_client_file("pap-secrets", CHAP_SECRETS, 0o600)
-    else:
-        lab.server.start(case_dir)
+    plugin sends: same keys, same order, same layout (MS-CHAPv2: also the server's keys and
+    a binding sstpd accepts), and for methods without MPPE keys (PAP, CHAP-MD5, EAP-MD5) the
+    same bare header, with our notice that the binding uses zeros."""
+    require, allow, has_keys = METHODS[auth]
+    # pap-secrets for PAP; the server's chap-secrets (the bed's default) for the rest.
+    lab.guest.write_file("/etc/ppp/pap-secrets", CHAP_SECRETS, 0o600)
+    lab.server.start(case_dir, pppd_options=server_options(require))
+    lab.write_client_file("pap-secrets", CHAP_SECRETS, 0o600)
     lab.write_client_file("chap-secrets", CHAP_SECRETS, 0o600)
-    theirs, ours, lines = dual_plugins(lab, case_dir, f"dual-{auth}", plugin)
+    name = f"dual-{auth}"
+    theirs, ours, lines = dual_plugins(lab, case_dir, name, plugin)
     sink_factory.extend((theirs, ours))
-    peers_file(lab, f"dual-{auth}", lines, auth=PAP if auth == "pap" else MSCHAPV2,
-               ipparam=f"dual-{auth}")  # fmt: skip
-    pppd, link = connect(lab, case_dir, f"dual-{auth}", timings)
-    if auth == "mschapv2":
-        lab.server.wait_for_log("Crypto Binding is valid.", 15)
-        assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
-    # (sstp-server 0.7.2 cannot verify a PAP session at all: its own plugin gives it no
-    # keys and it logs "missing master send and/or receive key", then waits for ever.)
-    t_msgs, o_msgs = theirs.messages(1), ours.messages(1)
+    peers_file(lab, name, lines, auth=client_auth(*allow), ipparam=name)
+    pppd = lab.pppd_call(name, "logfile", str(case_dir / "client-pppd.log"), log_dir=case_dir)
+    t_msgs, o_msgs = theirs.messages(1, timeout=60), ours.messages(1, timeout=10)
     assert len(t_msgs) == 1 and len(o_msgs) == 1, (t_msgs, o_msgs)
     assert o_msgs[0]["raw"] == t_msgs[0]["raw"]
     assert o_msgs[0]["acked"] and t_msgs[0]["acked"]
     log = client_log(case_dir)
-    if auth == "pap":
-        assert (o_msgs[0]["type"], o_msgs[0]["length"], o_msgs[0]["attrs"]) == (AUTH, 0, [])
-        assert "PAP authentication succeeded" in log
-        assert log.count(NOKEYS) == 1
-        told = "sstp-pppd-keys: told the SSTP client at /var/run/sstpc/sstpc-dual-pap that"
-        assert log.count(f"{told} there are no MPPE keys") == 1
-    else:
+    if has_keys:
+        link = lab.wait_for_ppp(timeout=60, proc=pppd)
+        lab.server.wait_for_log("Crypto Binding is valid.", 15)
+        assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
         keys = attrs(o_msgs[0])
-        assert (keys[ATTR_SEND], keys[ATTR_RECV]) == crypto.mschapv2_mppe_keys(
-            PASSWORD, nt_response_from_log(log)
-        )
-    stop(lab, pppd)
+        expected = crypto.mschapv2_mppe_keys(PASSWORD, nt_response_from_log(log))
+        assert (keys[ATTR_SEND], keys[ATTR_RECV]) == expected == server_view_keys(lab)[::-1]
+        stop(lab, pppd)
+        return
+    # sstp-server 0.7.2 cannot verify such a session at all: its own plugin gives it no
+    # keys, it logs "missing master send and/or receive key" and never lets data through.
+    assert (o_msgs[0]["type"], o_msgs[0]["length"], o_msgs[0]["attrs"]) == (AUTH, 0, [])
+    succeeded = {"pap": "PAP", "chap-md5": "CHAP", "eap-md5": "EAP"}[auth]
+    assert f"{succeeded} authentication succeeded" in log
+    assert log.count(NOKEYS) == 1
+    told = f"sstp-pppd-keys: told the SSTP client at /var/run/sstpc/sstpc-{name} that"
+    assert log.count(f"{told} there are no MPPE keys") == 1
+    pppd.stop(20)
 
 
 def test_no_ack_times_out_and_pppd_carries_on(
@@ -321,3 +365,68 @@ def test_default_socket_path_follows_ipparam(
     assert len(msgs) == 1 and sorted(attrs(msgs[0])) == [ATTR_SEND, ATTR_RECV], msgs
     assert client_log(case_dir).count(HANDED + sock) == 1
     stop(lab, pppd)
+
+
+# -- EAP-TLS: a client certificate through pppd's own cert/key/ca options ---------------
+
+
+def client_cert(lab: Lab, d: Path) -> tuple[Path, Path]:
+    """A TLS client certificate for labuser from the lab CA."""
+    key, csr, cert = d / "client.key", d / "client.csr", d / "client.pem"
+    ca = lab.certs.ca
+    for argv in (
+        ["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(csr), "-subj", f"/O=sstp-pppd tests/CN={USERNAME}"],
+        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
+         "-CAcreateserial", "-CAserial", str(d / "ca.srl"), "-out", str(cert), "-days", "30",
+         "-extfile", "/dev/stdin"],
+    ):  # fmt: skip
+        res = subprocess.run(
+            argv,
+            input="extendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n",
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+    key.chmod(0o600)
+    return cert, key
+
+
+def test_eap_tls_keys_match_debians_plugin(
+    lab: Lab, case_dir: Path, plugin: Path, sink_factory: list[Sink], timings: Timings
+) -> None:
+    """(g, the plugin's part) EAP-TLS with pppd's cert/key/ca: both sides are Debian's
+    pppd 2.4.9, the server authenticates the client's certificate (its chap-secrets is
+    empty, so EAP-TLS is the only method), and our plugin hands over the keys pppd derived
+    from the TLS session, byte for byte what sstp-client's plugin sends in the same session."""
+    cert, key = client_cert(lab, case_dir)
+    srv = lab.certs.server
+    lab.guest.write_file(
+        "/etc/ppp/eaptls-server", f"* sstpd - {srv.cert} {lab.certs.ca.cert} {srv.key} *\n", 0o600
+    )
+    lab.server.start(case_dir, pppd_options=server_options("require-eap"), chap_secrets="")
+    lab.write_client_file("chap-secrets", "", 0o600)
+    theirs, ours, lines = dual_plugins(lab, case_dir, "eaptls", plugin)
+    sink_factory.extend((theirs, ours))
+    tls = f"cert {cert}\nkey {key}\nca {lab.certs.ca.cert}\n"
+    peers_file(
+        lab,
+        "eaptls",
+        tls + lines,
+        auth=client_auth("eap"),
+        ipparam="eaptls",
+        remotename=SERVER_NAME,
+    )
+    pppd = lab.pppd_call("eaptls", "logfile", str(case_dir / "client-pppd.log"), log_dir=case_dir)
+    t_msgs, o_msgs = theirs.messages(1, timeout=60), ours.messages(1, timeout=10)
+    log = client_log(case_dir)
+    assert "EAP authentication succeeded" in log, log
+    assert len(t_msgs) == 1 and len(o_msgs) == 1, (t_msgs, o_msgs)
+    assert o_msgs[0]["raw"] == t_msgs[0]["raw"]
+    keys = attrs(o_msgs[0])
+    # pppd 2.4.9 keeps 16 bytes of each: send = MSK[0:16], receive = MSK[32:48].
+    assert sorted(keys) == [ATTR_SEND, ATTR_RECV]
+    assert len(keys[ATTR_SEND]) == len(keys[ATTR_RECV]) == 16
+    assert keys[ATTR_SEND] != keys[ATTR_RECV] and any(keys[ATTR_SEND])
+    assert (keys[ATTR_SEND], keys[ATTR_RECV]) == server_view_keys(lab)[::-1]
+    # (Debian's plugin logs the keys with "debug", so the log is not checked for them here.)
+    pppd.stop(20)
