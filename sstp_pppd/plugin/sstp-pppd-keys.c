@@ -185,10 +185,11 @@ static void socket_path(char *path, size_t size)
         snprintf(path, size, SSTP_SOCK_DIR "/sstpc-uds-sock");
 }
 
-static int write_all(int fd, const unsigned char *p, size_t len)
+static int send_all(int fd, const unsigned char *p, size_t len)
 {
     while (len > 0) {
-        ssize_t n = write(fd, p, len);
+        /* MSG_NOSIGNAL: a listener that went away must not SIGPIPE pppd. */
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
 
         if (n < 0) {
             if (errno == EINTR)
@@ -263,7 +264,7 @@ static void send_auth(const struct sstp_msg *m, const char *path, int with_keys)
         close(fd);
         return;
     }
-    if (write_all(fd, m->buf, m->len) < 0) {
+    if (send_all(fd, m->buf, m->len) < 0) {
         warn_socket(path, "could not send the MPPE keys to");
         close(fd);
         return;

@@ -26,6 +26,7 @@ What is proven here, and how:
   comes up with a valid binding and passes traffic. A listener that never acknowledges
   costs pppd at most 5 s and one warning.
 - The default socket path with an ipparam is /var/run/sstpc/sstpc-<ipparam>.
+- With ``persist``, each new link's keys are handed over again, once per link.
 
 Not reachable in this bed: EAP-MSCHAPv2. pppd's EAP server offers MSCHAPv2 only when the
 peer NAKs its MD5-Challenge proposing type 26, and pppd's EAP client NAKs only with SRP, so
@@ -430,3 +431,32 @@ def test_eap_tls_keys_match_debians_plugin(
     assert (keys[ATTR_SEND], keys[ATTR_RECV]) == server_view_keys(lab)[::-1]
     # (Debian's plugin logs the keys with "debug", so the log is not checked for them here.)
     pppd.stop(20)
+
+
+def test_persist_hands_over_each_links_keys(
+    lab: Lab, case_dir: Path, plugin: Path, sink_factory: list[Sink], timings: Timings
+) -> None:
+    """With ``persist`` pppd makes a new link after the first one drops: the plugin sends
+    the new authentication's keys again, once per link."""
+    sock = f"{SOCK_DIR}/persist.sock"
+    sink_factory.append(sink := Sink(lab, case_dir, sock))
+    peers_file(lab, "keys-persist", f"plugin {plugin}\nsstp-sock {sock}\npersist\nholdoff 1\n")
+    lab.write_client_file("chap-secrets", CHAP_SECRETS, 0o600)
+    first, second = case_dir / "first", case_dir / "second"
+    lab.server.start(first)
+    pppd, _ = connect(lab, case_dir, "keys-persist", timings)
+    lab.server.wait_for_log("Crypto Binding is valid.", 15)
+    assert len(sink.messages(1)) == 1
+    lab.server.stop()  # the first link drops; pppd keeps retrying its pty command
+    assert lab.wait_for_no_ppp(timeout=30)
+    lab.server.start(second)
+    with timings.step("reconnect"):
+        lab.wait_for_ppp(timeout=90, proc=pppd)
+    lab.server.wait_for_log("Crypto Binding is valid.", 15)
+    msgs = sink.messages(2)
+    assert len(msgs) == 2, msgs
+    keys = [attrs(m) for m in msgs]
+    assert keys[0] != keys[1] and all(sorted(k) == [ATTR_SEND, ATTR_RECV] for k in keys)
+    assert keys[1][ATTR_SEND] == server_view_keys(lab)[1]
+    assert client_log(case_dir).count(HANDED + sock) == 2
+    stop(lab, pppd)
