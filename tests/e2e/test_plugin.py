@@ -27,6 +27,9 @@ What is proven here, and how:
   costs pppd at most 5 s and one warning.
 - The default socket path with an ipparam is /var/run/sstpc/sstpc-<ipparam>.
 - With ``persist``, each new link's keys are handed over again, once per link.
+- The install command compiles in the guest, installs into /usr/lib/pppd/<version>/ (a
+  private bind mount there, so the host is untouched), prints the path, and pppd loads
+  the plugin by name.
 
 Not reachable in this bed: EAP-MSCHAPv2. pppd's EAP server offers MSCHAPv2 only when the
 peer NAKs its MD5-Challenge proposing type 26, and pppd's EAP client NAKs only with SRP, so
@@ -47,7 +50,17 @@ import pytest
 from sstp_pppd.core import crypto
 from sstp_pppd.plugin import build
 
-from .bed import CHAP_SECRETS, PASSWORD, SSTP_PPPD, USERNAME, Lab, PppLink, SstpServer, Timings
+from .bed import (
+    CHAP_SECRETS,
+    HOST_PYTHON,
+    PASSWORD,
+    SSTP_PPPD,
+    USERNAME,
+    Lab,
+    PppLink,
+    SstpServer,
+    Timings,
+)
 from .certs import SERVER_NAME
 from .uml import GuestError, GuestProcess
 
@@ -459,4 +472,49 @@ def test_persist_hands_over_each_links_keys(
     assert keys[0] != keys[1] and all(sorted(k) == [ATTR_SEND, ATTR_RECV] for k in keys)
     assert keys[1][ATTR_SEND] == server_view_keys(lab)[1]
     assert client_log(case_dir).count(HANDED + sock) == 2
+    stop(lab, pppd)
+
+
+def private_plugin_dir(d: Path, version: str) -> str:
+    """Shell lines that put a copy of pppd's plugin directory over the real one, in the
+    calling command's own mount namespace (``ip netns exec`` gives each command one), so
+    installing into it changes nothing outside that command."""
+    return (
+        f"mkdir -p {d}/plugin-dir && cp -a /usr/lib/pppd/{version}/. {d}/plugin-dir/ && "
+        f"mount --bind {d}/plugin-dir /usr/lib/pppd/{version} && "
+    )
+
+
+def test_install_plugin_into_pppds_dir_then_load_it_by_name(
+    lab: Lab,
+    case_dir: Path,
+    sstp_server: SstpServer,
+    sink_factory: list[Sink],
+    timings: Timings,
+) -> None:
+    """``install_plugin`` (sstp-helper install-plugin) in the guest: it compiles against
+    /usr/include/pppd, installs into the running pppd's /usr/lib/pppd/<version>/, prints
+    the path, and pppd then loads it by name (``plugin sstp-pppd-keys.so``)."""
+    version = build.running_pppd_version()
+    sock = f"{SOCK_DIR}/byname.sock"
+    sink_factory.append(sink := Sink(lab, case_dir, sock))
+    peers_file(lab, "keys-byname", f"plugin {build.PLUGIN_NAME}\nsstp-sock {sock}\n")
+    lab.write_client_file("chap-secrets", CHAP_SECRETS, 0o600)
+    script = (
+        private_plugin_dir(case_dir, version)
+        + f"{HOST_PYTHON} -m sstp_pppd.plugin.build > {case_dir}/install.out && "
+        + f"exec pppd call keys-byname logfile {case_dir}/client-pppd.log"
+    )
+    with timings.step("install + connect"):
+        pppd = lab.guest.spawn(["bash", "-c", script], ns="cli", log_dir=case_dir, name="pppd")
+        link = lab.wait_for_ppp(timeout=120, proc=pppd)
+    installed = f"/usr/lib/pppd/{version}/{build.PLUGIN_NAME}"
+    assert (case_dir / "install.out").read_text() == installed + "\n"
+    assert (case_dir / "plugin-dir" / build.PLUGIN_NAME).is_file()
+    assert not Path(installed).exists()  # the host's plugin directory is untouched
+    sstp_server.wait_for_log("Crypto Binding is valid.", 15)
+    assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
+    # pppd says this before its logfile option takes effect: on its stderr.
+    assert f"Plugin {build.PLUGIN_NAME} loaded." in pppd.stdout + pppd.stderr
+    assert len(sink.messages(1)) == 1 and client_log(case_dir).count(HANDED + sock) == 1
     stop(lab, pppd)
