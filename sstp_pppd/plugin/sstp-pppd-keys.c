@@ -15,6 +15,13 @@
  * made none (PAP, CHAP-MD5), and waits up to SSTP_ACK_TIMEOUT seconds for
  * the ACK. The client builds the HLAK from them.
  *
+ * EAP-TLS: pppd 2.5 keeps 32 bytes of each key (send = MSK[0:32] on the
+ * client), so a client taking a 32-byte send key as the HLAK gets MSK[0:32]
+ * as [MS-SSTP] wants. pppd 2.4.9 keeps only 16 bytes of each (send =
+ * MSK[0:16], receive = MSK[32:48]); the plugin hands over exactly those, as
+ * sstp-client's does, so the HLAK becomes MSK[0:16] || MSK[32:48]: what
+ * sstp-server with pppd 2.4.9 expects, not what Windows servers do.
+ *
  * Unlike sstp-client's plugin it never kills pppd: when nothing listens on
  * the socket it says so once and pppd carries on (the client then has its
  * own key sources). The keys are never logged, not even with "debug".
