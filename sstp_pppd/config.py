@@ -8,6 +8,7 @@ import dataclasses
 import ssl
 from collections.abc import Mapping
 
+from .core import keymsg
 from .core.handshake import normalize_correlation_id
 from .core.proxy import parse_proxy_url
 from .errors import ConfigError
@@ -43,6 +44,8 @@ class Config:
     correlation_id: str | None = None
     nolaunchpppd: bool = False
     ipparam: str | None = None
+    #: The key channel's socket (``transport.keychannel``); None: no socket.
+    key_socket: str | None = None
     user: str | None = None
     password: Secret | None = None
     pppd: str | None = None
@@ -98,6 +101,20 @@ def _seconds(
     if not low <= seconds <= high:  # also refuses nan
         raise ConfigError(f"{option} must be between {low:g} and {high:g} seconds")
     return seconds
+
+
+def key_socket_path(option: str | None, ipparam: str | None) -> str | None:
+    """--key-socket, or sstpc's socket name for --ipparam; ``none`` turns it off."""
+    if option == "none":
+        return None
+    if option is not None:
+        if not option.startswith("/"):
+            raise ConfigError(f"--key-socket {option!r} must be an absolute path or 'none'")
+        return option
+    try:
+        return keymsg.socket_path(ipparam)
+    except keymsg.KeyMessageError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def build_config(parsed: ParsedArgs) -> Config:
@@ -188,6 +205,7 @@ def build_config(parsed: ParsedArgs) -> Config:
         correlation_id=correlation_id,
         nolaunchpppd=nolaunch,
         ipparam=_str(v, "ipparam"),
+        key_socket=key_socket_path(_str(v, "key_socket"), _str(v, "ipparam")),
         user=user,
         password=password,
         pppd=_str(v, "pppd"),

@@ -120,8 +120,17 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     _opt(
         "--ipparam",
-        "name of this connection (log ident; passed to pppd as ipparam in launch mode)",
+        "name of this connection: names the key socket /var/run/sstpc/sstpc-NAME (sstpc's), "
+        "the log ident, and pppd's ipparam in launch mode",
         "NAME",
+    ),
+    _opt(
+        "--key-socket",
+        "the unix socket where pppd plugins hand over the MPPE keys "
+        "(default /var/run/sstpc/sstpc-NAME, or sstpc-uds-sock without --ipparam; "
+        "'none': no socket)",
+        "PATH",
+        sstpc=False,
     ),
     _opt("--user", "PPP user name (launch mode passes it to pppd)", "USER"),
     _opt(

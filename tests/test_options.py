@@ -344,3 +344,22 @@ def test_short_v_is_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert parse_args(["-v"]).values == {"version": True}
     assert cli.main(["h", "--nolaunchpppd", "-v"]) == 0
     assert "sstp-pppd" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "path"),
+    [
+        (["h"], "/var/run/sstpc/sstpc-uds-sock"),
+        (["h", "--ipparam", "nm-pptp-service-7"], "/var/run/sstpc/sstpc-nm-pptp-service-7"),
+        (["h", "--ipparam", "x", "--key-socket", "/run/k"], "/run/k"),
+        (["h", "--key-socket", "none"], None),
+    ],
+)
+def test_key_socket(argv: list[str], path: str | None) -> None:
+    assert build_config(parse_args(argv)).key_socket == path
+
+
+@pytest.mark.parametrize("argv", [["h", "--ipparam", "../etc"], ["h", "--key-socket", "rel"]])
+def test_bad_key_socket(argv: list[str]) -> None:
+    with pytest.raises(ConfigError):
+        build_config(parse_args(argv))

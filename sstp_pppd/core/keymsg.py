@@ -42,6 +42,7 @@ __all__ = [
     "parse_header",
     "parse_sockaddr",
     "sockaddr",
+    "socket_path",
 ]
 
 MAGIC = 0x73737470
@@ -56,6 +57,27 @@ AF_INET = 2
 AF_INET6 = 10
 _SOCKADDR_IN = struct.Struct("=H2s4s8x")  # family, port (big-endian bytes), address, zero
 _SOCKADDR_IN6 = struct.Struct("=H2s4s16sI")  # family, port, flowinfo, address, scope id
+
+
+#: sstpc's directory for its sockets, hard-coded in peers files and NetworkManager-sstp.
+SOCKET_DIR = "/var/run/sstpc"
+#: sockaddr_un's sun_path holds 108 bytes, the terminating NUL included.
+_MAX_SOCKET_PATH = 107
+
+
+def socket_path(ipparam: str | None, directory: str = SOCKET_DIR) -> str:
+    """sstpc's socket for ``--ipparam``: ``DIR/sstpc-NAME``, or ``DIR/sstpc-uds-sock``.
+
+    Refuses a name that would leave the directory or not fit in a ``sockaddr_un``.
+    """
+    if not ipparam:
+        return f"{directory}/sstpc-uds-sock"
+    if "/" in ipparam or "\0" in ipparam or ipparam in (".", ".."):
+        raise KeyMessageError(f"--ipparam {ipparam!r} cannot name a socket (it contains '/')")
+    path = f"{directory}/sstpc-{ipparam}"
+    if len(path.encode("utf-8", "surrogateescape")) > _MAX_SOCKET_PATH:
+        raise KeyMessageError(f"the key socket {path} is longer than {_MAX_SOCKET_PATH} bytes")
+    return path
 
 
 class KeyMessageError(SstpError):

@@ -28,6 +28,7 @@ import contextlib
 import errno
 import logging
 import os
+import pwd
 import socket
 import stat
 import struct
@@ -41,12 +42,10 @@ from ..errors import ConfigError, NetworkError
 
 log = logging.getLogger("sstp_pppd")
 
-SOCKET_DIR = Path("/var/run/sstpc")
+SOCKET_DIR = Path(keymsg.SOCKET_DIR)
 #: A plugin writes its message at once; one that stalls longer is dropped.
 READ_TIMEOUT = 5.0
 _UCRED = struct.Struct("=iII")  # pid, uid, gid
-#: sockaddr_un's sun_path is 108 bytes, with the terminating NUL.
-_MAX_PATH = 107
 
 #: ``on_keys(send_key, recv_key)``: the keys as pppd gave them (usually 16 bytes each).
 KeysCallback = Callable[[bytes, bytes], None]
@@ -54,16 +53,16 @@ KeysCallback = Callable[[bytes, bytes], None]
 PeerGetter = Callable[[], "tuple[object, ...] | None"]
 
 
+class LiveSocketError(NetworkError):
+    """Another process accepts on the key socket: two clients must not share one name."""
+
+
 def socket_path(ipparam: str | None, directory: Path = SOCKET_DIR) -> Path:
-    """sstpc's socket name for ``--ipparam``; refuses names that would leave ``directory``."""
-    if ipparam is None or ipparam == "":
-        return directory / "sstpc-uds-sock"
-    if "/" in ipparam or "\0" in ipparam:
-        raise ConfigError(f"--ipparam {ipparam!r} cannot name a socket (it contains '/')")
-    path = directory / f"sstpc-{ipparam}"
-    if len(os.fsencode(path)) > _MAX_PATH:
-        raise ConfigError(f"the key socket path {path} is longer than {_MAX_PATH} bytes")
-    return path
+    """sstpc's socket name for ``--ipparam`` in ``directory``; ConfigError for a bad name."""
+    try:
+        return Path(keymsg.socket_path(ipparam, str(directory)))
+    except KeyMessageError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def peer_sockaddr(peer: tuple[object, ...]) -> tuple[str, int]:
@@ -166,7 +165,7 @@ class KeyChannel:
         finally:
             probe.close()
         if live:
-            raise NetworkError(
+            raise LiveSocketError(
                 f"another process is listening on {self.path} "
                 "(another sstpc or sstp-pppd with the same --ipparam?)"
             )
@@ -269,3 +268,35 @@ class KeyChannel:
             return ApiMessage(MsgType.ACK, ((keymsg.AttrType.GATEWAY, gateway),))
         host, port = peer_sockaddr(peer)
         return keymsg.addr_reply(self.gateway, host, port)
+
+
+async def open_channel(
+    path: str | None,
+    *,
+    on_keys: KeysCallback,
+    gateway: str,
+    peer: PeerGetter,
+    priv_user: str | None = None,
+) -> KeyChannel | None:
+    """The session's key channel, or None when there is none (``--key-socket none``) or it
+    cannot be made (not root): then a warning, and keys come from elsewhere. Another live
+    listener on the same name is an error (:class:`LiveSocketError`)."""
+    if path is None:
+        return None
+    allowed: list[int] = []
+    if priv_user:
+        try:
+            allowed.append(pwd.getpwnam(priv_user).pw_uid)
+        except KeyError:
+            log.warning("key channel: no user %r for --priv-user", priv_user)
+    channel = KeyChannel(
+        Path(path), on_keys=on_keys, gateway=gateway, peer=peer, allowed_uids=allowed
+    )
+    try:
+        await channel.start()
+    except LiveSocketError:
+        raise
+    except (ConfigError, NetworkError) as exc:
+        log.warning("key channel: %s; pppd plugins cannot hand over keys", exc)
+        return None
+    return channel

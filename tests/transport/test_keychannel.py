@@ -21,7 +21,7 @@ import pytest
 from sstp_pppd.core.keymsg import ApiMessage, AttrType, MsgType, decode, parse_sockaddr
 from sstp_pppd.errors import ConfigError, NetworkError
 from sstp_pppd.transport import keychannel
-from sstp_pppd.transport.keychannel import KeyChannel, socket_path
+from sstp_pppd.transport.keychannel import KeyChannel, LiveSocketError, open_channel, socket_path
 
 SEND = bytes(range(1, 17))
 RECV = bytes(range(201, 217))
@@ -221,10 +221,10 @@ try:
     s.connect(sys.argv[1])
 except PermissionError:
     print("EACCES"); sys.exit()
-s.sendall(bytes.fromhex(sys.argv[2]))
 try:
+    s.sendall(bytes.fromhex(sys.argv[2]))
     print("reply", s.recv(100).hex())
-except ConnectionResetError:
+except OSError:  # refused: closed before or after the message arrived
     print("reply")
 """
 
@@ -280,3 +280,22 @@ async def test_the_priv_user_is_allowed(sockdir: Path) -> None:
         reply = await asyncio.to_thread(as_nobody, path, AUTH.encode())
     assert reply == "reply " + ApiMessage(MsgType.ACK).encode().hex()
     assert got == [(SEND, RECV)]
+
+
+@asynctest
+async def test_open_channel(sockdir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    kw: dict[str, Any] = {"on_keys": lambda s, r: None, "gateway": "g", "peer": lambda: None}
+    assert await open_channel(None, **kw) is None
+    blocker = sockdir.parent / "file"
+    blocker.write_text("")
+    assert await open_channel(str(blocker / "sock"), **kw) is None
+    assert "pppd plugins cannot hand over keys" in caplog.text
+    path = socket_path("x", sockdir)
+    kc = await open_channel(str(path), priv_user="nobody", **kw)
+    assert kc is not None and NOBODY in kc.allowed_uids
+    try:
+        with pytest.raises(LiveSocketError):
+            await open_channel(str(path), **kw)
+    finally:
+        await kc.close()
+    assert not path.exists()
