@@ -29,6 +29,7 @@ import errno
 import logging
 import os
 import pwd
+import re
 import socket
 import stat
 import struct
@@ -300,3 +301,49 @@ async def open_channel(
         log.warning("key channel: %s; pppd plugins cannot hand over keys", exc)
         return None
     return channel
+
+
+#: Our plugin (sstp_pppd/plugin, ``sstp-helper install-plugin``) in pppd's plugin directory.
+PLUGIN_NAME = "sstp-pppd-keys.so"
+PLUGIN_BASE = Path("/usr/lib/pppd")
+_PPPD_VERSION = re.compile(rb"pppd version (\S+)")
+
+
+async def pppd_version(pppd: str) -> str | None:
+    """What ``pppd --version`` says, or None if it cannot tell."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            pppd,
+            "--version",
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await asyncio.wait_for(proc.communicate(), 10)
+    except (OSError, TimeoutError):
+        return None
+    m = _PPPD_VERSION.search(out)
+    return m.group(1).decode("ascii", "replace") if m else None
+
+
+async def keys_plugin_options(
+    pppd: str, key_socket: str | None, base: Path = PLUGIN_BASE
+) -> tuple[str, ...]:
+    """Launch mode: pppd options that load our plugin, if it is installed for this pppd.
+
+    pppd loads only plugins built for its own version, from ``/usr/lib/pppd/VERSION``. With
+    the plugin, every method pppd authenticates with hands its keys over the key socket.
+    """
+    if key_socket is None:
+        return ()
+    version = await pppd_version(pppd)
+    plugin = base / version / PLUGIN_NAME if version else None
+    if plugin is None or not plugin.is_file():
+        log.info(
+            "our pppd plugin is not installed for pppd %s (sstp-helper install-plugin): "
+            "binding keys come from the password",
+            version or "?",
+        )
+        return ()
+    log.info("loading our pppd plugin %s", plugin)
+    return ("plugin", str(plugin), "sstp-sock", key_socket)

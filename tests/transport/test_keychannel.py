@@ -21,7 +21,14 @@ import pytest
 from sstp_pppd.core.keymsg import ApiMessage, AttrType, MsgType, decode, parse_sockaddr
 from sstp_pppd.errors import ConfigError, NetworkError
 from sstp_pppd.transport import keychannel
-from sstp_pppd.transport.keychannel import KeyChannel, LiveSocketError, open_channel, socket_path
+from sstp_pppd.transport.keychannel import (
+    KeyChannel,
+    LiveSocketError,
+    keys_plugin_options,
+    open_channel,
+    pppd_version,
+    socket_path,
+)
 
 SEND = bytes(range(1, 17))
 RECV = bytes(range(201, 217))
@@ -299,3 +306,18 @@ async def test_open_channel(sockdir: Path, caplog: pytest.LogCaptureFixture) -> 
     finally:
         await kc.close()
     assert not path.exists()
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/sbin/pppd"), reason="needs pppd")
+@asynctest
+async def test_launch_mode_loads_our_plugin_when_installed(tmp_path: Path) -> None:
+    version = await pppd_version("/usr/sbin/pppd")
+    assert version is not None and version[0].isdigit()
+    assert await keys_plugin_options("/usr/sbin/pppd", "/run/k", tmp_path) == ()
+    plugin = tmp_path / version / "sstp-pppd-keys.so"
+    plugin.parent.mkdir()
+    plugin.write_bytes(b"")
+    opts = await keys_plugin_options("/usr/sbin/pppd", "/run/k", tmp_path)
+    assert opts == ("plugin", str(plugin), "sstp-sock", "/run/k")
+    assert await keys_plugin_options("/usr/sbin/pppd", None, tmp_path) == ()
+    assert await keys_plugin_options(str(tmp_path / "no-pppd"), "/run/k", tmp_path) == ()
