@@ -13,7 +13,8 @@ from collections.abc import Sequence
 
 from . import __version__
 from .config import Config, build_config
-from .errors import ConfigError, ExitCode, SstpPppdError
+from .core.errors import SstpError
+from .errors import ConfigError, ExitCode, SstpPppdError, exit_code_of
 from .logsetup import NOTICE, setup_logging
 from .options import help_text, parse_args
 from .secrets import password_lookup
@@ -73,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(config)
     except ConfigError as exc:
         sys.stderr.write(f"sstp-pppd: {exc}\n")
-        return exc.exit_code
+        return exit_code_of(exc)
     except OSError as exc:
         sys.stderr.write(f"sstp-pppd: cannot open the log: {exc}\n")
         return ExitCode.USAGE
@@ -90,9 +91,9 @@ def run(config: Config) -> int:
 
     try:
         asyncio.run(session())
-    except SstpPppdError as exc:
+    except (SstpPppdError, SstpError) as exc:
         log.error("%s", exc)
-        return exc.exit_code
+        return exit_code_of(exc)
     except KeyboardInterrupt:
         log.error("interrupted")
         return ExitCode.INTERRUPTED

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 
+from .core.errors import SstpError
 from .core.messages import ControlPacket, DataPacket, StreamDecoder
 from .core.pppwatch import ppp_protocol
-from .errors import SstpError
 
 #: logging levels of --log-level 5 and 6.
 FRAMES = 7

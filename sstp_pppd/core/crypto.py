@@ -11,7 +11,8 @@ Pure functions, no state. The layers are:
   :func:`cert_hash` and :func:`call_connected`, the finished CALL_CONNECTED packet.
 
 Argument errors (a nonce that is not 32 bytes, an unknown hash protocol) are local
-misuse, not malformed wire data: they raise :class:`ValueError`. Callers feed
+misuse, not malformed wire data: they raise :class:`~.errors.UsageError` (a
+``ValueError``). Callers feed
 these functions values the packet decoder has already checked.
 
 Nothing here logs, and no value derived from a password is kept beyond the call.
@@ -22,6 +23,8 @@ from __future__ import annotations
 import struct
 
 from cryptography.hazmat.primitives import hashes, hmac
+
+from .errors import UsageError
 
 __all__ = [
     "CALL_CONNECTED_LENGTH",
@@ -133,7 +136,7 @@ def _sha1(*parts: bytes) -> bytes:
 
 def _check_length(name: str, value: bytes, length: int) -> None:
     if len(value) != length:
-        raise ValueError(f"{name} must be {length} bytes, not {len(value)}")
+        raise UsageError(f"{name} must be {length} bytes, not {len(value)}")
 
 
 def nt_password_hash(password: str) -> bytes:
@@ -204,7 +207,7 @@ def _password_hash(password: str | None, password_hash: bytes | None) -> bytes:
     if password is None and password_hash is not None:
         _check_length("password hash", password_hash, _KEY_LENGTH)
         return password_hash
-    raise ValueError("give exactly one of password and password_hash")
+    raise UsageError("give exactly one of password and password_hash")
 
 
 def mppe_keys_from_password_hash(password_hash: bytes, nt_response: bytes) -> tuple[bytes, bytes]:
@@ -261,7 +264,7 @@ def _algorithm(hash_protocol: int) -> hashes.HashAlgorithm:
         return hashes.SHA1()  # noqa: S303 - [MS-SSTP] CERT_HASH_PROTOCOL_SHA1
     if hash_protocol == HASH_PROTOCOL_SHA256:
         return hashes.SHA256()
-    raise ValueError(f"hash protocol must be 1 (SHA-1) or 2 (SHA-256), not {hash_protocol!r}")
+    raise UsageError(f"hash protocol must be 1 (SHA-1) or 2 (SHA-256), not {hash_protocol!r}")
 
 
 def _hmac(algorithm: hashes.HashAlgorithm, key: bytes, message: bytes) -> bytes:

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ..errors import FramingError, ProtocolError
+from .errors import FramingError, ProtocolError
 
 SSTP_VERSION = 0x10
 MAX_PACKET_LENGTH = 4095  # the length field has 12 bits

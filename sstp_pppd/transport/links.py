@@ -11,8 +11,8 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any
 
+from ..core.errors import SstpError
 from ..core.handshake import HttpResponse, ResponseParser
-from ..errors import SstpError
 
 if TYPE_CHECKING:
     from .tunnel import Tunnel

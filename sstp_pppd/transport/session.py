@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from ..core.errors import HttpError, SstpError
 from ..core.handshake import ResponseParser, check_sstp_response, new_correlation_id, sstp_request
 from ..errors import (
     AuthenticationError,
-    HttpError,
     Interrupted,
     PppdError,
     SstpPppdError,
@@ -157,7 +157,7 @@ class Session(Tunnel):
         if task.done():
             return task.result()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, SstpPppdError, OSError):
+        with contextlib.suppress(asyncio.CancelledError, SstpPppdError, SstpError, OSError):
             await task
         if self.outcome is not None:
             raise self.outcome

@@ -14,17 +14,16 @@ import signal
 from ..config import Config
 from ..core import connection as sstp
 from ..core import crypto, hdlc, pppwatch
+from ..core.errors import HttpError, ProtocolError, SstpError
 from ..core.messages import HashProtocol, StatusCode
 from ..core.pppwatch import PasswordLookup, ppp_protocol
 from ..diagnose import explain_auth_failure, status_name
 from ..errors import (
     ConnectionLost,
-    HttpError,
     Interrupted,
     KeepaliveTimeout,
-    ProtocolError,
+    ProtocolFailure,
     RemoteAbort,
-    SstpError,
     SstpPppdError,
 )
 from ..logsetup import NOTICE
@@ -61,7 +60,7 @@ class Tunnel:
         self.cert_hash = b""
         self.acked = asyncio.Event()
         self.done: asyncio.Future[None] = self.loop.create_future()
-        self.outcome: SstpPppdError | None = None
+        self.outcome: SstpPppdError | SstpError | None = None
         self.early: list[bytes] | None = []
         self.connected = False
         self.data_seen = False
@@ -75,7 +74,7 @@ class Tunnel:
 
     # ----- outcome -------------------------------------------------------------------
 
-    def finish(self, outcome: SstpPppdError | None = None) -> None:
+    def finish(self, outcome: SstpPppdError | SstpError | None = None) -> None:
         """Record how the session ends (the first reason wins) and wake ``run``."""
         if self.outcome is None and outcome is not None and not self.done.done():
             self.outcome = outcome
@@ -126,11 +125,13 @@ class Tunnel:
                 if local and self.conn.state is sstp.State.CLOSED:
                     # [MS-SSTP] 3.1.5.1: unframeable bytes drop the connection, no CALL_ABORT.
                     self.finish(
-                        SstpError("the server sent bytes that are not SSTP: connection dropped")
+                        ProtocolFailure(
+                            "the server sent bytes that are not SSTP: connection dropped"
+                        )
                     )
                 elif local:
                     self.finish(
-                        SstpError(
+                        ProtocolFailure(
                             f"SSTP protocol error from the server: sent CALL_ABORT "
                             f"({status_name(status)})"
                         )
@@ -203,7 +204,7 @@ class Tunnel:
         link = self.tls
         if link is not None and link.http_parser is not None:
             # Closed during the HTTP exchange: that is the server refusing us, not a drop.
-            error: SstpPppdError = HttpError(
+            error: SstpPppdError | SstpError = HttpError(
                 "the server closed the connection during the HTTP handshake "
                 "(not an SSTP server, or it refused the request)"
             )

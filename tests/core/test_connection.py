@@ -29,8 +29,8 @@ from sstp_pppd.core.connection import (
     PppFrames,
     State,
 )
+from sstp_pppd.core.errors import ProtocolError, SstpError
 from sstp_pppd.core.messages import HashProtocol, StatusCode
-from sstp_pppd.errors import ProtocolError, SstpError
 
 H = bytes.fromhex
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from sstp_pppd.core.errors import FramingError, ProtocolError, SstpError
 from sstp_pppd.core.messages import (
     MAX_DATA_PAYLOAD,
     AttributeId,
@@ -33,7 +34,6 @@ from sstp_pppd.core.messages import (
     echo_response,
     encode_data,
 )
-from sstp_pppd.errors import FramingError, ProtocolError, SstpError
 
 H = bytes.fromhex
 
