@@ -274,17 +274,24 @@ class Connection:
         if state is State.CLIENT_CALL_DISCONNECTED:
             raise UsageError("receive_data() before start()")
         events: list[Event] = []
-        frames: list[bytes] | None = None
+        # A run of data packets becomes one PppFrames, emitted when the run ends (a
+        # control packet or the end of the bytes), so no emitted event changes later.
+        frames: list[bytes] = []
         received = False
         while True:
             try:
                 packets = self._decoder.feed(data)
             except FramingError as exc:
+                if frames:
+                    events.append(PppFrames(frames=frames))
                 self._fire(Input.RECV_UNFRAMEABLE, now, events, status=exc.status)
                 return events
             except ProtocolError as exc:
                 # The codec consumed the bad packet; the next ones may be the peer's ABORT.
-                received, frames, data = True, None, b""
+                received, data = True, b""
+                if frames:
+                    events.append(PppFrames(frames=frames))
+                    frames = []
                 self._fire(Input.RECV_INVALID, now, events, status=exc.status)
                 continue
             if not packets:
@@ -294,18 +301,19 @@ class Connection:
             for packet in packets:
                 if isinstance(packet, DataPacket):
                     if relay:
-                        if frames is None:
-                            frames = []
-                            events.append(PppFrames(frames=frames))
                         frames.append(packet.payload)
                     continue
-                frames = None
+                if frames:
+                    events.append(PppFrames(frames=frames))
+                    frames = []
                 self._fire(_RECEIVED_INPUT[packet.message_type], now, events, packet=packet)
                 if self._state is State.CLOSED:
                     return events
                 relay = self._state in _RECV_DATA_STATES
             if not self._decoder.buffered:
                 break
+        if frames:
+            events.append(PppFrames(frames=frames))
         if received and self._state is State.CLIENT_CALL_CONNECTED:
             self._arm(Input.HELLO_TIMER, now)
         return events
@@ -428,7 +436,9 @@ class Connection:
         ctx.events.extend((KeepaliveExpired(), ConnectionClosed()))
 
     def _unframeable(self, ctx: _Context) -> None:
-        ctx.events.extend((Aborted(status=ctx.status, local=True), ConnectionClosed()))
+        ctx.events.extend(
+            (Aborted(status=ctx.status, local=True, unframeable=True), ConnectionClosed())
+        )
 
     def _close(self, ctx: _Context) -> None:
         ctx.events.append(ConnectionClosed())

@@ -445,6 +445,14 @@ def call_connect_request() -> ControlPacket:
     return ControlPacket(message_type=MessageType.CALL_CONNECT_REQUEST, attributes=(protocol_id,))
 
 
+def status_name(status: int) -> str:
+    """``INVALID_FRAME_RECEIVED`` for a known [MS-SSTP] 2.2.8 status, else ``status 77``."""
+    try:
+        return StatusCode(status).name
+    except ValueError:
+        return f"status {status}"
+
+
 def call_abort(status: int = StatusCode.NO_ERROR, attrib_id: int = 0) -> ControlPacket:
     """CALL_ABORT with one STATUS_INFO (20 bytes on the wire)."""
     status_info = StatusInfo(attrib_id=attrib_id, status=status)

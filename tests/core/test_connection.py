@@ -486,7 +486,7 @@ def test_unframeable_bytes_close_silently(state: State, garbage: bytes) -> None:
     relayed = [PppFrames(frames=[LCP])] if state in LIVE[1:] else []
     assert events == [
         *relayed,
-        Aborted(status=StatusCode.INVALID_FRAME_RECEIVED, local=True),
+        Aborted(status=StatusCode.INVALID_FRAME_RECEIVED, local=True, unframeable=True),
         ConnectionClosed(),
     ]
     tw(conn, b"")

@@ -1,0 +1,554 @@
+"""The SSTP client as one sans-IO object: HTTP head, SSTP call, PPP policy, outcome.
+
+:class:`ClientConnection` composes the HTTP response parser, the SSTP state machine
+(:class:`~.connection.Connection`) and the authentication watcher
+(:class:`~.pppwatch.AuthWatcher`), the way wsproto's ``WSConnection`` composes its
+handshake and connection: one :meth:`~ClientConnection.receive_data` takes the server's
+bytes from the first byte of the HTTP response on, and the bytes after the response
+head go straight to the SSTP machine. The asyncio side only moves bytes and runs the
+one timer :meth:`~ClientConnection.next_deadline` asks for.
+
+The decisions it owns, each a rule of its own:
+
+1. Frames pppd sends before the server acknowledged the call are held, up to
+   :data:`EARLY_FRAMES_MAX`, and sent in order right after the CALL_CONNECT_ACK: a lost
+   first LCP Configure-Request would cost pppd's 3 s restart timer.
+2. On the watcher's success verdict CALL_CONNECTED goes out at once, before the frame
+   that carried the verdict is relayed on, so no NCP frame of pppd can precede it.
+   Keys: those given to :meth:`~ClientConnection.keys_received` (the pppd plugin) win,
+   whenever they came; else the watcher's (derived from the password); a method without
+   keys (PAP, CHAP-MD5, none) binds with zeros.
+3. A method whose keys exist but are unknown here (EAP-TLS, a password only pppd has)
+   holds CALL_CONNECTED, and pppd's frames with it, until the keys arrive or
+   ``key_wait`` seconds pass; then it binds with zeros, which a verifying server rejects.
+4. The first network-layer frame from the server after CALL_CONNECTED shows that it
+   accepted the binding (:class:`BindingAccepted`).
+5. How the call ended is a value, :class:`CallEnded` with an :class:`Outcome`: no exit
+   codes here. What the server does after :meth:`~ClientConnection.expect_close` is no
+   failure.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TypeAlias, assert_never
+
+from . import crypto
+from .connection import Connection, State
+from .errors import HttpError, ProtocolError, UsageError
+from .events import (
+    Aborted,
+    ConnectAcked,
+    ConnectionClosed,
+    Disconnected,
+    EchoRequested,
+    Event,
+    KeepaliveExpired,
+    PppFrames,
+)
+from .handshake import ResponseParser, check_sstp_response, sstp_request
+from .messages import StatusCode, status_name
+from .ppp import FIRST_CONTROL_PROTOCOL, ppp_protocol
+from .pppwatch import AuthEvent, AuthFailed, AuthSucceeded, AuthWatcher, PasswordLookup
+
+__all__ = [
+    "EARLY_FRAMES_MAX",
+    "BindingAccepted",
+    "CallConnected",
+    "CallEnded",
+    "ClientConnection",
+    "ClientEvent",
+    "FrameDropped",
+    "HttpAccepted",
+    "KeySource",
+    "Outcome",
+]
+
+#: Frames of pppd held while the call cannot carry them (before the ACK, while the keys
+#: are awaited). Beyond this they are dropped: pppd retransmits what matters.
+EARLY_FRAMES_MAX = 64
+#: [MS-SSTP] 3.2.4.1: the client waits this long for the HTTP response.
+HTTP_TIMEOUT = 60.0
+#: How long CALL_CONNECTED waits for keys the watcher cannot know (rule 3).
+KEY_WAIT = 3.0
+_ZERO_HLAK = bytes(crypto.HLAK_LENGTH)
+
+
+@enum.unique
+class Outcome(enum.Enum):
+    """How the call ended, as far as the protocol can tell."""
+
+    #: We asked to end (:meth:`ClientConnection.expect_close`) and the call ended so.
+    DISCONNECTED = "disconnected"
+    #: The server sent CALL_DISCONNECT without being asked.
+    SERVER_DISCONNECTED = "server disconnected"
+    #: The server sent CALL_ABORT.
+    SERVER_ABORTED = "server aborted"
+    #: We sent CALL_ABORT: the server sent something invalid, or negotiation timed out.
+    PROTOCOL_ERROR = "protocol error"
+    #: The server's bytes were not SSTP at all; dropped without CALL_ABORT.
+    UNFRAMEABLE = "unframeable"
+    #: Nothing came for two hello periods.
+    KEEPALIVE_EXPIRED = "keepalive expired"
+    #: TCP/TLS ended without an SSTP goodbye.
+    CONNECTION_LOST = "connection lost"
+    #: The HTTP exchange failed: refused, malformed, closed or timed out.
+    HTTP_FAILED = "http failed"
+
+
+@enum.unique
+class KeySource(enum.Enum):
+    """Where the HLAK of CALL_CONNECTED came from (logged; the keys never are)."""
+
+    PLUGIN = "plugin"
+    PASSWORD = "password"  # noqa: S105 - the name of a key source, not a secret
+    #: The method has no keys (PAP, CHAP-MD5, no authentication): zeros by definition.
+    NONE = "none"
+    #: The method has keys nobody gave us in time: zeros, which a verifying server rejects.
+    ZERO = "zero"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HttpAccepted:
+    """The server answered 200; ``warnings`` to log; ``trailing``: bytes after the head."""
+
+    status: int
+    reason: str
+    warnings: tuple[str, ...]
+    trailing: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrameDropped:
+    """A frame from pppd could not be sent (too big for SSTP); the others were."""
+
+    length: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallConnected:
+    """CALL_CONNECTED is queued; ``why_unknown`` says why when ``key_source`` is ZERO."""
+
+    method: str
+    key_source: KeySource
+    why_unknown: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BindingAccepted:
+    """The server sent network-layer traffic after CALL_CONNECTED (rule 4)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallEnded:
+    """How the call ended: ``outcome``, a one-line ``message``, the SSTP or HTTP status."""
+
+    outcome: Outcome
+    message: str
+    status: int | None = None
+
+
+#: What the client object reports. ``PppFrames`` go to pppd; ``ConnectionClosed`` means
+#: close the transport now (always after any ``CallEnded`` of the same call).
+ClientEvent: TypeAlias = (
+    HttpAccepted
+    | ConnectAcked
+    | PppFrames
+    | EchoRequested
+    | FrameDropped
+    | AuthSucceeded
+    | AuthFailed
+    | CallConnected
+    | BindingAccepted
+    | CallEnded
+    | ConnectionClosed
+)
+
+
+class ClientConnection:
+    """One SSTP client session after TLS: ``start``, then feed bytes, frames and time.
+
+    After every call, write :meth:`data_to_send` to the server and re-arm one timer
+    for :meth:`next_deadline`. Nothing the server sends raises; only misuse does
+    (:class:`~.errors.UsageError`).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str,
+        correlation_id: str,
+        password_lookup: PasswordLookup | None = None,
+        hello_interval: float = 60.0,
+        http_timeout: float = HTTP_TIMEOUT,
+        key_wait: float = KEY_WAIT,
+    ) -> None:
+        self._host = host
+        self._correlation_id = correlation_id
+        self._http_timeout = http_timeout
+        self._key_wait = key_wait
+        self._conn = Connection(hello_interval=hello_interval)
+        self._parser: ResponseParser | None = ResponseParser()
+        self._http_over = False  # the HTTP phase ended without a 200 (or we closed in it)
+        self._http_deadline: float | None = None
+        self._out = bytearray()
+        self._cert_der = b""
+        self._cert_hash = b""
+        self._watcher: AuthWatcher | None = AuthWatcher(password_lookup)
+        self._held: list[bytes] | None = []
+        self._waiting: AuthSucceeded | None = None  # success whose keys are awaited
+        self._key_deadline: float | None = None
+        self._plugin_hlak: bytes | None = None
+        self._connected = False
+        self._binding_accepted = False
+        self._closing = False
+
+    # ----- what the owner may ask ---------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """The SSTP machine's state (``CLIENT_CALL_DISCONNECTED`` during HTTP)."""
+        return self._conn.state
+
+    @property
+    def call_connected(self) -> bool:
+        """CALL_CONNECTED has been sent: the tunnel is up."""
+        return self._connected
+
+    @property
+    def binding_accepted(self) -> bool:
+        return self._binding_accepted
+
+    def data_to_send(self) -> bytes:
+        """Return and forget the bytes queued for the server."""
+        if self._out:
+            data = bytes(self._out) + self._conn.data_to_send()
+            self._out.clear()
+            return data
+        return self._conn.data_to_send()
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` is next due, or ``None``."""
+        deadlines = [
+            d
+            for d in (self._http_deadline, self._key_deadline, self._conn.next_deadline())
+            if d is not None
+        ]
+        return min(deadlines) if deadlines else None
+
+    # ----- inputs --------------------------------------------------------------------------
+
+    def start(self, server_cert: bytes, now: float) -> None:
+        """TLS is up with ``server_cert`` (DER): queue the SSTP_DUPLEX_POST request."""
+        if self._http_deadline is not None or self._parser is None:
+            raise UsageError("start() twice")
+        self._cert_der = server_cert
+        self._out += sstp_request(self._host, self._correlation_id)
+        self._http_deadline = now + self._http_timeout
+
+    def receive_data(self, data: bytes, now: float) -> list[ClientEvent]:
+        """Bytes from the server: the HTTP response head, then the SSTP stream."""
+        if self._parser is not None:
+            return self._receive_http(data, now)
+        events = self._conn.receive_data(data, now)
+        if self._binding_accepted and len(events) == 1:
+            # The hot path: one batch of frames once authentication and binding are
+            # settled (both imply the watcher is gone); nothing to decide.
+            first = events[0]
+            if type(first) is PppFrames:
+                return [first]
+        return self._digest(events, now)
+
+    def frames_from_pppd(self, frames: list[bytes], now: float) -> list[ClientEvent]:
+        """Whole PPP frames pppd wrote, in order: sent, or held while they cannot be."""
+        held = self._held
+        if held is not None:
+            held.extend(frames[: EARLY_FRAMES_MAX - len(held)])
+            return []
+        if self._watcher is not None:
+            return self._send_watched(frames, now)
+        send = self._conn.send_ppp_frame
+        events: list[ClientEvent] = []
+        for frame in frames:
+            try:
+                send(frame)
+            except ProtocolError as exc:
+                events.append(FrameDropped(length=len(frame), reason=str(exc)))
+            except UsageError:
+                break  # the call is ending: pppd's frames have nowhere to go
+        return events
+
+    def keys_received(self, send_key: bytes, recv_key: bytes, now: float) -> list[ClientEvent]:
+        """Keys from pppd (the plugin): MS-CHAPv2's send and receive keys, or an MSK.
+
+        The HLAK is ``send_key ‖ recv_key`` (16 bytes each); a ``send_key`` of 32 bytes
+        or more alone gives its first 32 bytes (the EAP-TLS MSK; ``recv_key`` ignored).
+        Kept if authentication is not over yet; ignored once CALL_CONNECTED is sent.
+        """
+        if self._connected:
+            return []
+        self._plugin_hlak = crypto.hlak(send_key, recv_key)
+        waiting = self._waiting
+        if waiting is None:
+            return []
+        self._waiting = self._key_deadline = None
+        return self._connect(waiting.method, self._plugin_hlak, KeySource.PLUGIN, "", now)
+
+    def handle_timer(self, now: float) -> list[ClientEvent]:
+        """Run whatever is due at ``now``."""
+        events: list[ClientEvent] = []
+        if self._http_deadline is not None and self._http_deadline <= now:
+            events += self._http_failed(
+                f"the server did not answer the HTTP request within {self._http_timeout:.0f} s",
+                None,
+            )
+        if self._key_deadline is not None and self._key_deadline <= now:
+            waiting, self._waiting, self._key_deadline = self._waiting, None, None
+            if waiting is not None:
+                why = waiting.why_unknown or "this method's keys come only from pppd"
+                events += self._connect(waiting.method, _ZERO_HLAK, KeySource.ZERO, why, now)
+        deadline = self._conn.next_deadline()
+        if deadline is not None and deadline <= now:
+            events += self._digest(self._conn.handle_timer(now), now)
+        return events
+
+    def connection_lost(self, now: float, reason: str = "") -> list[ClientEvent]:
+        """The transport ended; ``reason``: what the OS said, if anything."""
+        events: list[ClientEvent] = []
+        parser = self._parser
+        if parser is not None:
+            if not self._http_over:
+                # Closed during the HTTP exchange: the server refusing us, not a drop.
+                message = (
+                    "the server closed the connection during the HTTP handshake "
+                    "(not an SSTP server, or it refused the request)"
+                )
+                status = None
+                try:
+                    parser.feed_eof()
+                except HttpError as exc:
+                    message, status = str(exc), exc.status
+                events += self._http_failed(message, status)
+            return events
+        if not self._closing:
+            detail = f": {reason}" if reason else ""
+            events.append(
+                CallEnded(
+                    outcome=Outcome.CONNECTION_LOST,
+                    message=f"the server closed the connection{detail}",
+                )
+            )
+        events += self._digest(self._conn.connection_lost(now), now)
+        return events
+
+    def expect_close(self) -> None:
+        """We are ending the call (pppd stops, a signal): the server's goodbye is no failure."""
+        self._closing = True
+
+    def disconnect(self, now: float) -> list[ClientEvent]:
+        """Say goodbye (CALL_DISCONNECT, then wait for the ACK); implies :meth:`expect_close`.
+
+        ``[ConnectionClosed()]`` when there is nothing to say goodbye to (the call never
+        started, or has ended): close the transport.
+        """
+        self._closing = True
+        if self._parser is not None:
+            self._http_over = True
+            self._http_deadline = None
+            return [ConnectionClosed()]
+        try:
+            self._conn.disconnect(now)
+        except UsageError:
+            return [ConnectionClosed()]
+        return []
+
+    # ----- the HTTP phase --------------------------------------------------------------------
+
+    def _receive_http(self, data: bytes, now: float) -> list[ClientEvent]:
+        parser = self._parser
+        if parser is None or self._http_over:
+            return []
+        try:
+            response = parser.feed(data)
+            if response is None:
+                return []
+            warnings = check_sstp_response(response)
+        except HttpError as exc:
+            return self._http_failed(str(exc), exc.status)
+        self._parser = None
+        self._http_deadline = None
+        self._conn.start(now)
+        trailing = parser.trailing
+        events: list[ClientEvent] = [
+            HttpAccepted(
+                status=response.status,
+                reason=response.reason,
+                warnings=warnings,
+                trailing=trailing,
+            )
+        ]
+        if trailing:
+            events += self._digest(self._conn.receive_data(trailing, now), now)
+        return events
+
+    def _http_failed(self, message: str, status: int | None) -> list[ClientEvent]:
+        self._http_over = True
+        self._http_deadline = None
+        return [
+            CallEnded(outcome=Outcome.HTTP_FAILED, message=message, status=status),
+            ConnectionClosed(),
+        ]
+
+    # ----- the SSTP machine's events -------------------------------------------------------
+
+    def _digest(self, events: list[Event], now: float) -> list[ClientEvent]:
+        out: list[ClientEvent] = []
+        for event in events:
+            match event:
+                case PppFrames(frames=frames):
+                    watcher = self._watcher
+                    if watcher is not None:
+                        for frame in frames:
+                            verdict = watcher.from_server(frame)
+                            if verdict is not None:
+                                out += self._verdict(verdict, now)
+                                break
+                    if self._connected and not self._binding_accepted:
+                        for frame in frames:
+                            if 0 <= ppp_protocol(frame)[0] < FIRST_CONTROL_PROTOCOL:
+                                self._binding_accepted = True
+                                out.append(BindingAccepted())
+                                break
+                    out.append(event)
+                case ConnectAcked(hash_protocol=hash_protocol):
+                    self._cert_hash = crypto.cert_hash(self._cert_der, int(hash_protocol))
+                    out.append(event)
+                    held, self._held = self._held or [], None
+                    if held:
+                        out += self.frames_from_pppd(held, now)
+                case EchoRequested() | ConnectionClosed():
+                    out.append(event)
+                case Disconnected(status=status):
+                    if self._closing:
+                        out.append(
+                            CallEnded(
+                                outcome=Outcome.DISCONNECTED,
+                                message="SSTP disconnected",
+                                status=status,
+                            )
+                        )
+                    else:
+                        out.append(
+                            CallEnded(
+                                outcome=Outcome.SERVER_DISCONNECTED,
+                                message=(
+                                    f"the server disconnected the call ({status_name(status)})"
+                                ),
+                                status=status,
+                            )
+                        )
+                case Aborted(status=status, local=local, unframeable=unframeable):
+                    out.append(self._aborted(status, local=local, unframeable=unframeable))
+                case KeepaliveExpired():
+                    out.append(
+                        CallEnded(
+                            outcome=Outcome.KEEPALIVE_EXPIRED,
+                            message="the server stopped answering "
+                            "(no packet for two hello periods)",
+                        )
+                    )
+                case _:
+                    assert_never(event)
+        return out
+
+    def _aborted(self, status: int, *, local: bool, unframeable: bool) -> CallEnded:
+        if unframeable:
+            # [MS-SSTP] 3.1.5.1: unframeable bytes drop the connection, no CALL_ABORT.
+            return CallEnded(
+                outcome=Outcome.UNFRAMEABLE,
+                message="the server sent bytes that are not SSTP: connection dropped",
+                status=status,
+            )
+        if local:
+            return CallEnded(
+                outcome=Outcome.PROTOCOL_ERROR,
+                message=f"SSTP protocol error from the server: sent CALL_ABORT "
+                f"({status_name(status)})",
+                status=status,
+            )
+        # A server that checks the binding answers a wrong one with this status.
+        hint = (
+            " (the server rejected the crypto binding)"
+            if status == StatusCode.INVALID_FRAME_RECEIVED and self._connected
+            else ""
+        )
+        return CallEnded(
+            outcome=Outcome.SERVER_ABORTED,
+            message=f"the server aborted the call ({status_name(status)}){hint}",
+            status=status,
+        )
+
+    # ----- authentication and the binding ---------------------------------------------------
+
+    def _send_watched(self, frames: list[bytes], now: float) -> list[ClientEvent]:
+        """Like the loop in :meth:`frames_from_pppd`, with the watcher seeing each frame."""
+        events: list[ClientEvent] = []
+        send = self._conn.send_ppp_frame
+        for i, frame in enumerate(frames):
+            watcher = self._watcher
+            if watcher is not None:
+                verdict = watcher.from_pppd(frame)
+                if verdict is not None:
+                    events += self._verdict(verdict, now)
+                    if self._held is not None:
+                        # Waiting for keys: this frame and the rest wait with CALL_CONNECTED.
+                        self._held.extend(frames[i : i + EARLY_FRAMES_MAX])
+                        return events
+            try:
+                send(frame)
+            except ProtocolError as exc:
+                events.append(FrameDropped(length=len(frame), reason=str(exc)))
+            except UsageError:
+                break
+        return events
+
+    def _verdict(self, verdict: AuthEvent, now: float) -> list[ClientEvent]:
+        """The watcher has judged authentication: decide about CALL_CONNECTED."""
+        self._watcher = None
+        if isinstance(verdict, AuthFailed):
+            return [verdict]
+        events: list[ClientEvent] = [verdict]
+        if self._plugin_hlak is not None:
+            source, hlak = KeySource.PLUGIN, self._plugin_hlak
+        elif verdict.keys_known:
+            hlak = verdict.hlak
+            source = KeySource.NONE if hlak == _ZERO_HLAK else KeySource.PASSWORD
+        elif self._key_wait > 0:
+            self._waiting = verdict
+            self._key_deadline = now + self._key_wait
+            if self._held is None:
+                self._held = []
+            return events
+        else:
+            why = verdict.why_unknown or "this method's keys come only from pppd"
+            return events + self._connect(verdict.method, _ZERO_HLAK, KeySource.ZERO, why, now)
+        return events + self._connect(verdict.method, hlak, source, "", now)
+
+    def _connect(
+        self, method: str, hlak: bytes, source: KeySource, why_unknown: str, now: float
+    ) -> list[ClientEvent]:
+        if self._conn.state is not State.CLIENT_CONNECT_ACK_RECEIVED:
+            # The call is already ending (its outcome is reported): nothing to bind.
+            self._held = None
+            return []
+        self._conn.send_call_connected(self._cert_hash, hlak, now)
+        self._connected = True
+        events: list[ClientEvent] = [
+            CallConnected(method=method, key_source=source, why_unknown=why_unknown)
+        ]
+        held, self._held = self._held, None
+        if held:
+            events += self.frames_from_pppd(held, now)
+        return events
