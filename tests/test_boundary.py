@@ -84,7 +84,14 @@ def test_core_is_sans_io_and_self_contained(path: Path) -> None:
     assert not bad, "\n".join(bad)
 
 
-@pytest.mark.parametrize("path", sources("transport"), ids=lambda p: p.name)
+#: Where transport and host meet: the session drops privileges once the tunnel is up
+#: (and will apply routes and DNS). The rest of transport/ knows nothing of the host.
+HOST_USERS = frozenset({"session.py"})
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in sources("transport") if p.name not in HOST_USERS], ids=lambda p: p.name
+)
 def test_transport_does_not_touch_the_host(path: Path) -> None:
     bad = [
         f"{path.name}:{line}: imports {name}"

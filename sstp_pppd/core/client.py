@@ -231,12 +231,13 @@ class ClientConnection:
 
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` is next due, or ``None``."""
+        deadline = self._conn.next_deadline()
+        if self._http_deadline is None and self._key_deadline is None:
+            return deadline  # after the HTTP phase and the key wait: called per batch
         deadlines = [
-            d
-            for d in (self._http_deadline, self._key_deadline, self._conn.next_deadline())
-            if d is not None
+            d for d in (self._http_deadline, self._key_deadline, deadline) if d is not None
         ]
-        return min(deadlines) if deadlines else None
+        return min(deadlines)
 
     # ----- inputs --------------------------------------------------------------------------
 
