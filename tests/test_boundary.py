@@ -118,3 +118,13 @@ def test_the_checker_sees_function_level_and_relative_imports() -> None:
         "sstp_pppd.transport",
         "sstp_pppd.errors",
     }
+
+
+def test_the_cores_public_names_resolve() -> None:
+    import sstp_pppd.core as core
+
+    for name in core.__all__:
+        assert getattr(core, name) is not None, name
+    with pytest.raises(AttributeError):
+        _ = core.not_a_public_name
+    assert sorted(core.__all__) == sorted(core._EXPORTS)
