@@ -424,7 +424,7 @@ class ClientConnection:
                                 break
                     out.append(event)
                 case ConnectAcked(hash_protocol=hash_protocol):
-                    self._cert_hash = crypto.cert_hash(self._cert_der, int(hash_protocol))
+                    self._cert_hash = crypto.cert_hash(self._cert_der, hash_protocol)
                     out.append(event)
                     held, self._held = self._held or [], None
                     if held:

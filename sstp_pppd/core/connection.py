@@ -224,7 +224,7 @@ class Connection:
         """Queue CALL_CONNECTED bound to ``cert_hash`` and ``hlak``; arm the hello timer.
 
         ``cert_hash``: the server's leaf certificate hashed with the ``ConnectAcked`` hash.
-        Wrong lengths raise ``ValueError`` (from :func:`crypto.call_connected`).
+        Wrong lengths raise ``UsageError`` (from :func:`crypto.call_connected`).
         """
         self._fire(Input.SEND_CALL_CONNECTED, now, [], args=(cert_hash, hlak))
 
