@@ -146,6 +146,11 @@ class Tunnel:
     def pppd_gone(self) -> None:
         self.owner.pppd_gone()
 
+    def keys_received(self, send_key: bytes, recv_key: bytes) -> None:
+        """Keys from pppd (the plugin's key channel): the core decides what they bind."""
+        self.handle(self.client.keys_received(send_key, recv_key, self.loop.time()))
+        self.transmit()
+
     def expect_close(self) -> None:
         """We are ending the call: what the server does from now on is no failure."""
         self.client.expect_close()
