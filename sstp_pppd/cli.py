@@ -87,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(config: Config) -> int:
     async def session() -> None:
-        await Session(config, password_lookup(config.password)).run()
+        await Session(config, password_lookup(config.pppd.password)).run()
 
     try:
         asyncio.run(session())

@@ -55,7 +55,7 @@ class Session:
         self.loop = asyncio.get_running_loop()
         self.correlation_id = config.correlation_id or new_correlation_id(uuid.uuid4())
         self.client = ClientConnection(
-            host=config.tls_name,
+            host=config.tls.name,
             correlation_id=self.correlation_id,
             password_lookup=password_lookup,
             hello_interval=config.hello_interval,
@@ -95,8 +95,8 @@ class Session:
         self.acked.set()
 
     def call_up(self) -> None:
-        if self.config.priv_user or self.config.priv_group:
-            drop_privileges(self.config.priv_user, self.config.priv_group)
+        if self.config.pppd.priv_user or self.config.pppd.priv_group:
+            drop_privileges(self.config.pppd.priv_user, self.config.pppd.priv_group)
 
     def auth_failed(self, explanation: str) -> None:
         self.auth_failure = explanation
@@ -126,13 +126,13 @@ class Session:
             raise TlsError(describe_failure(exc, cfg)) from exc
         ssl_obj = transport.get_extra_info("ssl_object")
         cert_der = ssl_obj.getpeercert(binary_form=True) or b""
-        check_pins(cert_der, cfg.pins)
+        check_pins(cert_der, cfg.tls.pins)
         log.log(
             NOTICE,
             "TLS established: %s, %s, certificate %s",
             ssl_obj.version(),
             ssl_obj.cipher()[0] if ssl_obj.cipher() else "?",
-            "pinned" if cfg.pins else ("NOT verified" if cfg.insecure else "verified"),
+            "pinned" if cfg.tls.pins else ("NOT verified" if cfg.tls.insecure else "verified"),
         )
         self.tunnel.start(cert_der)
         log.info("sent SSTP_DUPLEX_POST, correlation id %s", self.correlation_id)
@@ -176,11 +176,11 @@ class Session:
             else:
                 await self.race(self.acked.wait())
                 self.pppd = await Pppd.start(
-                    find_pppd(cfg.pppd),
-                    user=cfg.user,
-                    password=cfg.password,
-                    ipparam=cfg.ipparam,
-                    options=cfg.pppd_options,
+                    find_pppd(cfg.pppd.path),
+                    user=cfg.pppd.user,
+                    password=cfg.pppd.password,
+                    ipparam=cfg.pppd.ipparam,
+                    options=cfg.pppd.options,
                 )
                 master = self.pppd.take_master()
                 await self.tunnel.open_pty(master, os.dup(master))
