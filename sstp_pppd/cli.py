@@ -20,7 +20,9 @@ from .options import help_text, parse_args
 from .secrets import password_lookup
 from .transport.session import Session
 
-log = logging.getLogger("sstp_pppd")
+# Every module logs to getLogger(__name__); here __name__ is "__main__" under
+# ``python -m sstp_pppd.cli``, outside the "sstp_pppd" tree the handlers hang on.
+log = logging.getLogger("sstp_pppd.cli")
 
 
 def scrub_argv(secrets: Sequence[str]) -> bool:

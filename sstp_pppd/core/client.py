@@ -30,11 +30,22 @@ The decisions it owns, each a rule of its own:
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass
-from typing import TypeAlias, assert_never
+from typing import assert_never
 
 from . import crypto
+from .client_events import (
+    KEEPALIVE_ENDED,
+    BindingAccepted,
+    CallConnected,
+    CallEnded,
+    ClientEvent,
+    FrameDropped,
+    HttpAccepted,
+    KeySource,
+    Outcome,
+    ended_by_abort,
+    ended_by_disconnect,
+)
 from .connection import Connection, State
 from .errors import HttpError, ProtocolError, UsageError
 from .events import (
@@ -48,7 +59,6 @@ from .events import (
     PppFrames,
 )
 from .handshake import ResponseParser, check_sstp_response, sstp_request
-from .messages import StatusCode, status_name
 from .ppp import FIRST_CONTROL_PROTOCOL, ppp_protocol
 from .pppwatch import AuthEvent, AuthFailed, AuthSucceeded, AuthWatcher, PasswordLookup
 
@@ -73,98 +83,6 @@ HTTP_TIMEOUT = 60.0
 #: How long CALL_CONNECTED waits for keys the watcher cannot know (rule 3).
 KEY_WAIT = 3.0
 _ZERO_HLAK = bytes(crypto.HLAK_LENGTH)
-
-
-@enum.unique
-class Outcome(enum.Enum):
-    """How the call ended, as far as the protocol can tell."""
-
-    #: We asked to end (:meth:`ClientConnection.expect_close`) and the call ended so.
-    DISCONNECTED = "disconnected"
-    #: The server sent CALL_DISCONNECT without being asked.
-    SERVER_DISCONNECTED = "server disconnected"
-    #: The server sent CALL_ABORT.
-    SERVER_ABORTED = "server aborted"
-    #: We sent CALL_ABORT: the server sent something invalid, or negotiation timed out.
-    PROTOCOL_ERROR = "protocol error"
-    #: The server's bytes were not SSTP at all; dropped without CALL_ABORT.
-    UNFRAMEABLE = "unframeable"
-    #: Nothing came for two hello periods.
-    KEEPALIVE_EXPIRED = "keepalive expired"
-    #: TCP/TLS ended without an SSTP goodbye.
-    CONNECTION_LOST = "connection lost"
-    #: The HTTP exchange failed: refused, malformed, closed or timed out.
-    HTTP_FAILED = "http failed"
-
-
-@enum.unique
-class KeySource(enum.Enum):
-    """Where the HLAK of CALL_CONNECTED came from (logged; the keys never are)."""
-
-    PLUGIN = "plugin"
-    PASSWORD = "password"  # noqa: S105 - the name of a key source, not a secret
-    #: The method has no keys (PAP, CHAP-MD5, no authentication): zeros by definition.
-    NONE = "none"
-    #: The method has keys nobody gave us in time: zeros, which a verifying server rejects.
-    ZERO = "zero"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HttpAccepted:
-    """The server answered 200; ``warnings`` to log; ``trailing``: bytes after the head."""
-
-    status: int
-    reason: str
-    warnings: tuple[str, ...]
-    trailing: bytes
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FrameDropped:
-    """A frame from pppd could not be sent (too big for SSTP); the others were."""
-
-    length: int
-    reason: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallConnected:
-    """CALL_CONNECTED is queued; ``why_unknown`` says why when ``key_source`` is ZERO."""
-
-    method: str
-    key_source: KeySource
-    why_unknown: str = ""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BindingAccepted:
-    """The server sent network-layer traffic after CALL_CONNECTED (rule 4)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CallEnded:
-    """How the call ended: ``outcome``, a one-line ``message``, the SSTP or HTTP status."""
-
-    outcome: Outcome
-    message: str
-    status: int | None = None
-
-
-#: What the client object reports. ``PppFrames`` go to pppd; ``ConnectionClosed`` means
-#: close the transport now (always after any ``CallEnded`` of the same call).
-ClientEvent: TypeAlias = (
-    HttpAccepted
-    | ConnectAcked
-    | PppFrames
-    | EchoRequested
-    | FrameDropped
-    | AuthSucceeded
-    | AuthFailed
-    | CallConnected
-    | BindingAccepted
-    | CallEnded
-    | ConnectionClosed
-)
 
 
 class ClientConnection:
@@ -432,64 +350,18 @@ class ClientConnection:
                 case EchoRequested() | ConnectionClosed():
                     out.append(event)
                 case Disconnected(status=status):
-                    if self._closing:
-                        out.append(
-                            CallEnded(
-                                outcome=Outcome.DISCONNECTED,
-                                message="SSTP disconnected",
-                                status=status,
-                            )
-                        )
-                    else:
-                        out.append(
-                            CallEnded(
-                                outcome=Outcome.SERVER_DISCONNECTED,
-                                message=(
-                                    f"the server disconnected the call ({status_name(status)})"
-                                ),
-                                status=status,
-                            )
-                        )
+                    out.append(ended_by_disconnect(status, asked=self._closing))
                 case Aborted(status=status, local=local, unframeable=unframeable):
-                    out.append(self._aborted(status, local=local, unframeable=unframeable))
-                case KeepaliveExpired():
                     out.append(
-                        CallEnded(
-                            outcome=Outcome.KEEPALIVE_EXPIRED,
-                            message="the server stopped answering "
-                            "(no packet for two hello periods)",
+                        ended_by_abort(
+                            status, local=local, unframeable=unframeable, bound=self._connected
                         )
                     )
+                case KeepaliveExpired():
+                    out.append(KEEPALIVE_ENDED)
                 case _:
                     assert_never(event)
         return out
-
-    def _aborted(self, status: int, *, local: bool, unframeable: bool) -> CallEnded:
-        if unframeable:
-            # [MS-SSTP] 3.1.5.1: unframeable bytes drop the connection, no CALL_ABORT.
-            return CallEnded(
-                outcome=Outcome.UNFRAMEABLE,
-                message="the server sent bytes that are not SSTP: connection dropped",
-                status=status,
-            )
-        if local:
-            return CallEnded(
-                outcome=Outcome.PROTOCOL_ERROR,
-                message=f"SSTP protocol error from the server: sent CALL_ABORT "
-                f"({status_name(status)})",
-                status=status,
-            )
-        # A server that checks the binding answers a wrong one with this status.
-        hint = (
-            " (the server rejected the crypto binding)"
-            if status == StatusCode.INVALID_FRAME_RECEIVED and self._connected
-            else ""
-        )
-        return CallEnded(
-            outcome=Outcome.SERVER_ABORTED,
-            message=f"the server aborted the call ({status_name(status)}){hint}",
-            status=status,
-        )
 
     # ----- authentication and the binding ---------------------------------------------------
 
