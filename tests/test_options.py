@@ -179,14 +179,14 @@ def test_password_file(tmp_path: Path) -> None:
     f.write_text("s3cret with spaces\nsecond line\n")
     f.chmod(0o600)
     cfg = build_config(parse_args(["--password-file", str(f), "--user", "u", "h"]))
-    assert cfg.password is not None and cfg.password.reveal() == "s3cret with spaces"
+    assert cfg.pppd.password is not None and cfg.pppd.password.reveal() == "s3cret with spaces"
     assert "s3cret" not in repr(cfg)
 
 
 def test_insecure_and_cert_warn_are_one_option() -> None:
-    assert build_config(parse_args(["--cert-warn", "h"])).insecure
-    assert build_config(parse_args(["--insecure", "h"])).insecure
-    assert not build_config(parse_args(["h"])).insecure
+    assert build_config(parse_args(["--cert-warn", "h"])).tls.insecure
+    assert build_config(parse_args(["--insecure", "h"])).tls.insecure
+    assert not build_config(parse_args(["h"])).tls.insecure
 
 
 def test_password_is_scrubbed_from_the_process_command_line() -> None:
@@ -272,7 +272,7 @@ def test_networkmanager_sstp_order(proxy: str | None) -> None:
     assert p.server is not None and p.server.host == "vpn.example.com"
     assert p.pppd_options == []
     cfg = build_config(p)
-    assert cfg.insecure
+    assert cfg.tls.insecure
     assert (cfg.proxy is not None) == bool(proxy)
 
 
@@ -356,7 +356,7 @@ def test_short_v_is_version(capsys: pytest.CaptureFixture[str]) -> None:
     ],
 )
 def test_key_socket(argv: list[str], path: str | None) -> None:
-    assert build_config(parse_args(argv)).key_socket == path
+    assert build_config(parse_args(argv)).pppd.key_socket == path
 
 
 @pytest.mark.parametrize("argv", [["h", "--ipparam", "../etc"], ["h", "--key-socket", "rel"]])

@@ -26,7 +26,7 @@ import enum
 import ipaddress
 import struct
 
-from ..errors import SstpError
+from .errors import SstpError
 
 __all__ = [
     "AF_INET",
