@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
+import signal
 import socket
 import stat
 import struct
 import subprocess
+import sys
 import tempfile
+import tty
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,8 +22,10 @@ from typing import Any
 
 import pytest
 
+from sstp_pppd.core import messages
 from sstp_pppd.core.keymsg import ApiMessage, AttrType, MsgType, decode, parse_sockaddr
-from sstp_pppd.errors import ConfigError, NetworkError
+from sstp_pppd.core.messages import MessageType
+from sstp_pppd.errors import ConfigError, ExitCode, NetworkError
 from sstp_pppd.transport import keychannel
 from sstp_pppd.transport.keychannel import (
     KeyChannel,
@@ -28,6 +34,24 @@ from sstp_pppd.transport.keychannel import (
     open_channel,
     pppd_version,
     socket_path,
+)
+
+from ..core.test_pppwatch import AUTH_MSCHAPV2, LCP, MAGIC, MRU, lcp_ack, ppp
+from .fakeserver import (
+    Client,
+    FakeServer,
+    ServerCert,
+    ServerSession,
+    check_call_connected,
+    make_cert,
+)
+from .test_proxy import FakeProxy
+from .test_tunnel import (
+    CHAP_CHALLENGE,
+    CHAP_RESPONSE,
+    CHAP_SUCCESS,
+    LCP_REQUEST,
+    secure,
 )
 
 SEND = bytes(range(1, 17))
@@ -321,3 +345,165 @@ async def test_launch_mode_loads_our_plugin_when_installed(tmp_path: Path) -> No
     assert opts == ("plugin", str(plugin), "sstp-sock", "/run/k")
     assert await keys_plugin_options("/usr/sbin/pppd", None, tmp_path) == ()
     assert await keys_plugin_options(str(tmp_path / "no-pppd"), "/run/k", tmp_path) == ()
+
+
+# ----- the session: NetworkManager-sstp's exact command line against the fake server ---------
+
+needs_root = pytest.mark.skipif(os.getuid() != 0, reason="the key socket lives in /var/run/sstpc")
+NM_UUID = "5e0c1d2a-3b4c-4d5e-8f60-718293a4b5c6"
+
+
+def nm_argv(port: int, ipparam: str, cert: ServerCert, *extra: str) -> list[str]:
+    """NetworkManager-sstp 1.3's pty command, server first, exactly as nm-sstp-service builds it."""
+    return [f"127.0.0.1:{port}", "--cert-warn", "--tls-ext", *extra, "--nolaunchpppd",
+            "--log-level", "5", "--ipparam", ipparam, "--uuid", NM_UUID,
+            "--ca-cert", str(cert.cert_file)]  # fmt: skip
+
+
+async def start_exact(argv: list[str]) -> Client:
+    """The client with exactly ``argv`` (no options of the test's own added)."""
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    os.set_blocking(master, False)
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "sstp_pppd.cli", *argv,
+            stdin=slave, stdout=slave, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+    finally:
+        os.close(slave)
+    return Client(proc, master)
+
+
+async def wait_for_socket(path: Path, client: Client) -> os.stat_result:
+    for _ in range(300):
+        if path.exists():
+            return os.stat(path)
+        if client.proc.returncode is not None:
+            break
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+async def authenticated(s: ServerSession, client: Client) -> None:
+    """LCP and MS-CHAPv2 through the relay up to the Success reaching pppd. The client has
+    no password (NM gives it to pppd only), so it must wait for the plugin's keys."""
+    client.write_frames(LCP_REQUEST)
+    s.send_ack(bitmask=3)
+    assert await s.expect_data() == LCP_REQUEST
+    s.send_frames(ppp(LCP, 1, 1, MRU + AUTH_MSCHAPV2 + MAGIC), ppp(LCP, 2, 1, MRU + MAGIC))
+    await client.read_frame()
+    await client.read_frame()
+    client.write_frames(lcp_ack(MRU, AUTH_MSCHAPV2, MAGIC))
+    await s.expect_data()
+    s.send_frames(CHAP_CHALLENGE)
+    assert await client.read_frame() == CHAP_CHALLENGE
+    client.write_frames(CHAP_RESPONSE)
+    assert await s.expect_data() == CHAP_RESPONSE
+    s.send_frames(CHAP_SUCCESS)
+    assert await client.read_frame() == CHAP_SUCCESS
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> ServerCert:
+    return make_cert(tmp_path_factory.mktemp("certs"), "good", ips=["127.0.0.1"])
+
+
+@needs_root
+@pytest.mark.parametrize("proxy", [False, True])
+@asynctest
+async def test_networkmanager_session(cert: ServerCert, proxy: bool) -> None:
+    """NM's plugin on the socket: ADDR, then AUTH with known keys; the CALL_CONNECTED's
+    Compound MAC verifies with HLAK = send || recv; SIGTERM ends it and removes the socket."""
+    ipparam = f"nm-pptp-service-{os.getpid()}{int(proxy)}"
+    path = Path(f"/var/run/sstpc/sstpc-{ipparam}")
+    async with contextlib.AsyncExitStack() as stack:
+        server = await stack.enter_async_context(FakeServer(cert))
+        port = server.port
+        extra: tuple[str, ...] = ()
+        if proxy:
+            relay = await stack.enter_async_context(FakeProxy(credentials="u:p"))
+            extra = ("--proxy", f"http://u:p@127.0.0.1:{relay.port}")
+        # NM's line, plus --log-stderr at its end: this host's syslog is not for tests.
+        client = await start_exact([*nm_argv(port, ipparam, cert, *extra), "--log-stderr"])
+        stack.push_async_callback(client.aclose)
+        s = await server.accept()
+        # Open before the TCP connect: the plugin must find it whatever the timing.
+        st = await wait_for_socket(path, client)
+        assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
+        assert st.st_uid == 0
+        await s.accept_call()
+        await authenticated(s, client)
+        assert await ask(path, AUTH.encode()) == ApiMessage(MsgType.ACK).encode()
+        check_call_connected(await s.read_raw(), hlak=SEND + RECV, cert_der=cert.der)
+        reply = decode(await ask(path, ADDR.encode()))
+        assert reply.get(AttrType.GATEWAY) == b"127.0.0.1"
+        raw = reply.get(AttrType.ADDR)
+        assert raw is not None
+        want_port = relay.port if proxy else port
+        assert parse_sockaddr(raw) == ("127.0.0.1", want_port)
+        client.signal(signal.SIGTERM)
+        await s.expect(MessageType.CALL_DISCONNECT)
+        s.send_packet(messages.call_disconnect_ack())
+        assert await client.wait() == ExitCode.OK, client.stderr
+    assert "Traceback" not in client.stderr
+    assert client.stderr.rstrip().endswith(f"sstp-pppd[{ipparam}]: tunnel closed")
+    assert not path.exists()
+    assert "MPPE keys from the pppd plugin" in client.stderr
+    assert SEND.hex() not in client.stderr and "u:p@" not in client.stderr
+
+
+def pty_argv(ipparam: str, cert: ServerCert, port: int) -> list[str]:
+    """sstp-client's documented pty line (sstp-test.example), with the default socket."""
+    return ["--ipparam", ipparam, "--nolaunchpppd", "--log-stderr", "--log-level", "4",
+            *secure(cert), f"127.0.0.1:{port}"]  # fmt: skip
+
+
+@contextlib.asynccontextmanager
+async def exact(argv: list[str]) -> AsyncIterator[Client]:
+    client = await start_exact(argv)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@needs_root
+@asynctest
+async def test_server_abort_removes_the_socket(cert: ServerCert) -> None:
+    ipparam = f"kc-abort-{os.getpid()}"
+    path = Path(f"/var/run/sstpc/sstpc-{ipparam}")
+    async with FakeServer(cert) as server:
+        async with exact(pty_argv(ipparam, cert, server.port)) as c:
+            s = await server.accept()
+            await wait_for_socket(path, c)
+            await s.accept_call()
+            s.abort_tcp()
+            assert await c.wait() != ExitCode.OK
+            assert "Traceback" not in c.stderr
+    assert not path.exists()
+
+
+@needs_root
+@asynctest
+async def test_session_replaces_a_stale_socket_and_refuses_a_live_one(cert: ServerCert) -> None:
+    ipparam = f"kc-stale-{os.getpid()}"
+    path = Path(f"/var/run/sstpc/sstpc-{ipparam}")
+    path.parent.mkdir(mode=0o755, exist_ok=True)
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(str(path))
+    dead.close()
+    async with FakeServer(cert) as server:
+        async with exact(pty_argv(ipparam, cert, server.port)) as c:
+            s = await server.accept()
+            await s.accept_call()
+            assert (await wait_for_socket(path, c)).st_uid == 0
+            async with exact(pty_argv(ipparam, cert, server.port)) as second:
+                assert await second.wait() == ExitCode.NETWORK
+                last = second.stderr.strip().splitlines()[-1]
+                assert "another process is listening" in last and str(path) in last
+            assert path.exists()
+            c.signal(signal.SIGTERM)
+            await c.wait()
+    assert not path.exists()
+    assert "replaced the stale key socket" in c.stderr
