@@ -69,6 +69,14 @@ def peers_file(lab: Lab, case_dir: Path, name: str, pty: str, ipparam: str) -> P
 
 
 def run_case(lab: Lab, case_dir: Path, timings: Timings, name: str, ipparam: str) -> None:
+    try:
+        _run_case(lab, case_dir, timings, name, ipparam)
+    finally:
+        # The other modules' cases share the client's /etc/ppp: no ip-up of ours there.
+        (lab.guest.cli_etc_ppp / "ip-up").unlink(missing_ok=True)
+
+
+def _run_case(lab: Lab, case_dir: Path, timings: Timings, name: str, ipparam: str) -> None:
     out = case_dir / "ip-up.json"
     with timings.step("connect"):
         pppd = lab.pppd_call(name, "logfile", str(case_dir / "client-pppd.log"), log_dir=case_dir)
@@ -92,6 +100,8 @@ def run_case(lab: Lab, case_dir: Path, timings: Timings, name: str, ipparam: str
     lab.server.wait_for_log("Received call disconnect request.", 10)
     log = (case_dir / "client-pppd.log").read_text(errors="replace")
     assert "MPPE keys from the pppd plugin" in log, log[-3000:]
+    assert "SSTP call connected: crypto binding sent (keys: plugin)" in log
+    assert "Traceback" not in log and "Logging error" not in log
     assert PASSWORD not in log.replace(f"password {PASSWORD}", "")
     assert holds(lab, f"! -e {sock}"), f"{sock} is still there"
     assert leftovers(lab) == []
