@@ -507,3 +507,34 @@ async def test_session_replaces_a_stale_socket_and_refuses_a_live_one(cert: Serv
             await c.wait()
     assert not path.exists()
     assert "replaced the stale key socket" in c.stderr
+
+
+@needs_root
+@asynctest
+async def test_priv_user_keeps_answering_after_the_drop(cert: ServerCert) -> None:
+    """--priv-user: root is given up after CALL_CONNECTED; NM's ADDR at ip-up comes later
+    and must still be answered (the plugin runs as root inside pppd)."""
+    ipparam = f"kc-priv-{os.getpid()}"
+    path = Path(f"/var/run/sstpc/sstpc-{ipparam}")
+    async with FakeServer(cert) as server:
+        argv = [*pty_argv(ipparam, cert, server.port), "--priv-user", "nobody"]
+        async with exact(argv) as c:
+            s = await server.accept()
+            await wait_for_socket(path, c)
+            await s.accept_call()
+            await authenticated(s, c)
+            assert await ask(path, AUTH.encode()) == ApiMessage(MsgType.ACK).encode()
+            check_call_connected(await s.read_raw(), hlak=SEND + RECV, cert_der=cert.der)
+            # The drop follows CALL_CONNECTED in the same step of the client's loop.
+            reply = decode(await ask(path, ADDR.encode()))
+            assert reply.get(AttrType.ADDR) is not None
+            c.signal(signal.SIGTERM)
+            await s.expect(MessageType.CALL_DISCONNECT)
+            s.send_packet(messages.call_disconnect_ack())
+            assert await c.wait() == ExitCode.OK, c.stderr
+    try:
+        assert "dropped privileges to nobody" in c.stderr
+        # nobody may not unlink in a root-owned directory: said, and the next run replaces it.
+        assert not path.exists() or "the next run replaces it" in c.stderr
+    finally:
+        path.unlink(missing_ok=True)
