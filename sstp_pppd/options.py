@@ -7,6 +7,8 @@ NetworkManager-sstp's ``SERVER --option ...`` order works as it does for sstpc:
 * options are recognised anywhere before ``--``; the first non-option word is the server; the
   other non-option words, then everything after ``--``, go to pppd, in their order;
 * a long option may be abbreviated to a unique prefix (``--nolaunch``); an exact name wins;
+  an ambiguous prefix is an error (glibc would take the first of several candidates that
+  take the same kind of value, so sstpc reads ``--ca FILE`` as ``--ca-cert FILE``);
 * a required value is the next word whatever it looks like, or ``--opt=value``; an optional
   value is taken only as ``--opt=value`` (``--log-syslog host`` must not eat the server name);
 * an unknown or ambiguous ``--option`` before ``--`` is a usage error (exit 2, one line);

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -363,3 +365,75 @@ def test_key_socket(argv: list[str], path: str | None) -> None:
 def test_bad_key_socket(argv: list[str]) -> None:
     with pytest.raises(ConfigError):
         build_config(parse_args(argv))
+
+
+# --- the same verdicts as the real sstpc 1.0.18 ----------------------------------------------
+
+SSTPC = shutil.which("sstpc")
+#: Nothing listens on port 1: sstpc gets as far as connecting only if it accepted its argv.
+NOWHERE = "127.0.0.1:1"
+DIFFERENTIAL_FORMS = [
+    [NOWHERE, "--cert-warn", "--tls-ext", "--nolaunchpppd", "--uuid", NM_UUID, "--ca-cert", "/x"],
+    [NOWHERE, "--nolaunchpppd", "--proxy", "http://u:p@127.0.0.1:1"],
+    ["--nolaunchpppd", NOWHERE, "noauth", "debug"],
+    ["--nolaunchpppd", NOWHERE, "noauth", "-detach"],
+    ["--nolaunchpppd", NOWHERE, "--", "noauth", "-detach"],
+    [NOWHERE, "--nolaunchpppd", "--bogus"],
+    [NOWHERE, "--nolaunchpppd", "--", "--bogus"],
+    ["--nolaunch", NOWHERE],
+    ["--nolaunchpppd=1", NOWHERE],
+    ["--cert", "--nolaunchpppd", NOWHERE],
+    ["--nolaunchpppd", "-x", NOWHERE],
+    ["--nolaunchpppd", "--", NOWHERE, "noauth"],
+    ["--nolaunchpppd", NOWHERE, "--uuid"],
+    ["--nolaunchpppd", "--user", "--", NOWHERE],
+    ["--nolaunchpppd"],
+    ["-v"],
+]
+
+
+def sstpc_accepts(argv: list[str], ipparam: str) -> bool:
+    """Whether sstpc 1.0.18 takes ``argv``: it then connects (and fails: nobody listens)."""
+    assert SSTPC is not None
+    # --log-stderr first: without a syslog daemon sstpc crashes; --ipparam: its own socket.
+    full = [SSTPC, "--log-stderr", "--ipparam", ipparam, *argv]
+    res = subprocess.run(
+        full, capture_output=True, timeout=30, stdin=subprocess.DEVNULL, check=False
+    )
+    out = (res.stdout + res.stderr).decode(errors="replace")
+    refused = "Could not execute `" in out
+    assert out, "sstpc printed nothing"
+    return not refused
+
+
+def we_accept(argv: list[str]) -> bool:
+    try:
+        p = parse_args(["--log-stderr", "--ipparam", "x", *argv])
+        if not p.values.get("version"):
+            build_config(p)
+    except ConfigError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(SSTPC is None or os.getuid() != 0, reason="needs sstpc 1.0.18 and root")
+@pytest.mark.parametrize("argv", DIFFERENTIAL_FORMS, ids=" ".join)
+def test_same_verdict_as_sstpc(argv: list[str]) -> None:
+    ipparam = f"kcdiff-{os.getpid()}"
+    try:
+        assert we_accept(argv) == sstpc_accepts(argv, ipparam)
+    finally:
+        # sstpc leaves its socket behind when it fails.
+        Path(f"/var/run/sstpc/sstpc-{ipparam}").unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(SSTPC is None or os.getuid() != 0, reason="needs sstpc 1.0.18 and root")
+def test_the_one_difference_from_sstpc() -> None:
+    """glibc takes the first of several prefix matches that take the same kind of value
+    (sstpc reads --ca FILE as --ca-cert FILE); an ambiguous prefix is an error here."""
+    ipparam = f"kcdiff-{os.getpid()}"
+    ambiguous = ["--ca", "/x", "--nolaunchpppd", NOWHERE]
+    try:
+        assert sstpc_accepts(ambiguous, ipparam) and not we_accept(ambiguous)
+    finally:
+        Path(f"/var/run/sstpc/sstpc-{ipparam}").unlink(missing_ok=True)
