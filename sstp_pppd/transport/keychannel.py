@@ -19,6 +19,10 @@ refused and logged. A socket left by a killed run (nobody accepts on it) is repl
 which a live process accepts is not touched. The file is removed on close when it is still
 ours (same inode). After ``--priv-user`` drops root, the removal may fail in a root-owned
 directory: that is logged and the next run replaces the stale file. Keys are never logged.
+
+In launch mode :func:`keys_plugin_options` adds our own plugin (``sstp-pppd-keys.so``) to
+pppd's options when it is installed for that pppd's version, with ``sstp-sock`` naming this
+socket, so that any method pppd authenticates with hands its keys over.
 """
 
 from __future__ import annotations
