@@ -13,13 +13,16 @@ from collections.abc import Sequence
 
 from . import __version__
 from .config import Config, build_config
-from .errors import ConfigError, ExitCode, SstpPppdError
+from .core.errors import SstpError
+from .errors import ConfigError, ExitCode, SstpPppdError, exit_code_of
 from .logsetup import NOTICE, setup_logging
 from .options import help_text, parse_args
 from .secrets import password_lookup
 from .transport.session import Session
 
-log = logging.getLogger("sstp_pppd")
+# Every module logs to getLogger(__name__); here __name__ is "__main__" under
+# ``python -m sstp_pppd.cli``, outside the "sstp_pppd" tree the handlers hang on.
+log = logging.getLogger("sstp_pppd.cli")
 
 
 def scrub_argv(secrets: Sequence[str]) -> bool:
@@ -73,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(config)
     except ConfigError as exc:
         sys.stderr.write(f"sstp-pppd: {exc}\n")
-        return exc.exit_code
+        return exit_code_of(exc)
     except OSError as exc:
         sys.stderr.write(f"sstp-pppd: cannot open the log: {exc}\n")
         return ExitCode.USAGE
@@ -86,13 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(config: Config) -> int:
     async def session() -> None:
-        await Session(config, password_lookup(config.password)).run()
+        await Session(config, password_lookup(config.pppd.password)).run()
 
     try:
         asyncio.run(session())
-    except SstpPppdError as exc:
+    except (SstpPppdError, SstpError) as exc:
         log.error("%s", exc)
-        return exc.exit_code
+        return exit_code_of(exc)
     except KeyboardInterrupt:
         log.error("interrupted")
         return ExitCode.INTERRUPTED
