@@ -2,10 +2,10 @@
 
 The plugin is built once per module against the installed headers (``build.build_plugin``)
 into the run directory, which the guest shares, and loaded by absolute path from a pppd
-peers file in pty mode. Until the transport's own sstp-api socket exists, a small listener
-(``keysink.py``) plays the transport's side of the socket in the client's namespace: it
-records every message and acknowledges it. The tunnel's crypto binding meanwhile comes from
-the transport's own key source (chap-secrets), which sstpd verifies.
+peers file in pty mode. In the first cases a small listener (``keysink.py``) plays the
+transport's side of the socket in the client's namespace: it records every message and
+acknowledges it, while the tunnel's binding comes from the transport's chap-secrets. The
+last cases use the transport's own key channel (sstp_pppd.transport.keychannel).
 
 What is proven here, and how:
 - (e) the keys the plugin hands over are the session's MS-CHAPv2 MPPE keys: the listener's
@@ -30,6 +30,17 @@ What is proven here, and how:
 - The install command compiles in the guest, installs into /usr/lib/pppd/<version>/ (a
   private bind mount there, so the host is untouched), prints the path, and pppd loads
   the plugin by name.
+
+With the transport's key channel, sstpd accepting the binding ("Crypto Binding is valid.")
+proves the plugin's keys reached CALL_CONNECTED:
+- (c) pty mode, the password only in pppd's ``password`` option, chap-secrets empty; ping,
+  1 MiB transfer, clean stop, the socket gone.
+- (d) launch mode with ``--user`` and no password option: sstp-pppd loads the plugin that
+  ``install_plugin`` put in pppd's directory; MS-CHAPv2 (chap-secrets) and EAP-TLS (a
+  certificate, chap-secrets empty: the plugin is the only key source).
+- (g) EAP-TLS in pty mode with the certificate in pppd's cert/key/ca: binding accepted.
+  With pppd 2.4.9 at both ends the HLAK is MSK[0:16] || MSK[32:48] (what both pppds keep);
+  a Windows server wants MSK[0:32], which pppd 2.4.9 does not keep: unproven here.
 
 Not reachable in this bed: EAP-MSCHAPv2. pppd's EAP server offers MSCHAPv2 only when the
 peer NAKs its MD5-Challenge proposing type 26, and pppd's EAP client NAKs only with SRP, so
@@ -518,3 +529,134 @@ def test_install_plugin_into_pppds_dir_then_load_it_by_name(
     assert f"Plugin {build.PLUGIN_NAME} loaded." in pppd.stdout + pppd.stderr
     assert len(sink.messages(1)) == 1 and client_log(case_dir).count(HANDED + sock) == 1
     stop(lab, pppd)
+
+
+# -- with the transport's own key channel (sstp_pppd.transport.keychannel) ---------------
+
+
+def guest_path_gone(lab: Lab, path: str, seconds: int = 10) -> bool:
+    """Whether ``path`` is absent in the guest (its /run is private) within ``seconds``."""
+    script = f"for i in $(seq {seconds * 10}); do [ -e {path} ] || exit 0; sleep 0.1; done; exit 1"
+    return lab.guest.run(["bash", "-c", script], ns="cli", timeout=seconds + 30).returncode == 0
+
+
+def test_pty_mode_password_only_in_pppd(
+    lab: Lab, case_dir: Path, plugin: Path, sstp_server: SstpServer, timings: Timings
+) -> None:
+    """(c) our plugin in pty mode: the password is only in pppd's ``password`` option and
+    the transport's chap-secrets is empty, so the binding's keys can only come from our
+    plugin through the transport's socket, /var/run/sstpc/sstpc-<ipparam>."""
+    ipparam = "ourplugin"
+    sock = f"/var/run/sstpc/sstpc-{ipparam}"
+    lab.write_client_file(
+        "peers/ours-pty",
+        f'pty "{SSTP_PPPD} --nolaunchpppd --ipparam {ipparam} --ca-cert {lab.certs.ca.cert} '
+        f'--log-stderr --log-level 4 {SERVER_NAME}"\n'
+        f"plugin {plugin}\nname {USERNAME}\npassword {PASSWORD}\nremotename sstpd\n"
+        f"ipparam {ipparam}\n" + "".join(f"{o}\n" for o in MSCHAPV2) + "nodetach\ndebug\n",
+    )
+    lab.write_client_file("chap-secrets", "", 0o600)
+    pppd, link = connect(lab, case_dir, "ours-pty", timings)
+    sstp_server.wait_for_log("Crypto Binding is valid.", 15)
+    lab.check_link(link, nbytes=1 << 20, log_dir=case_dir, timings=timings)
+    log = client_log(case_dir)
+    assert log.count(HANDED + sock) == 1
+    assert "crypto binding sent (keys: plugin)" in log
+    assert PASSWORD not in log.replace(f"password {PASSWORD}", "")
+    with timings.step("disconnect"):
+        stop(lab, pppd)
+    assert guest_path_gone(lab, sock), f"{sock} is left behind"
+
+
+@pytest.mark.parametrize("auth", ["mschapv2", "eap-tls"])
+def test_launch_mode_user_and_chap_secrets_only(
+    lab: Lab, case_dir: Path, timings: Timings, auth: str
+) -> None:
+    """(d) launch mode with ``--user`` and no password option (sstpc's "plugin mode"): with
+    our plugin installed for the running pppd, sstp-pppd loads it itself and its keys
+    reach the binding. MS-CHAPv2 with the password in chap-secrets; EAP-TLS with the
+    certificate in pppd's options and an empty chap-secrets, where the plugin is the only
+    key source. The plugin is installed by ``install_plugin`` into a private copy of
+    pppd's plugin directory (a bind mount in this command's own mount namespace)."""
+    version = build.running_pppd_version()
+    if auth == "eap-tls":
+        cert, key = client_cert(lab, case_dir)
+        srv = lab.certs.server
+        lab.guest.write_file(
+            "/etc/ppp/eaptls-server",
+            f"* sstpd - {srv.cert} {lab.certs.ca.cert} {srv.key} *\n",
+            0o600,
+        )
+        lab.server.start(case_dir, pppd_options=server_options("require-eap"), chap_secrets="")
+        lab.write_client_file("chap-secrets", "", 0o600)
+        pppd_opts = [*client_auth("eap"), "cert", str(cert), "key", str(key),
+                     "ca", str(lab.certs.ca.cert), "remotename", SERVER_NAME]  # fmt: skip
+    else:
+        lab.server.start(case_dir)
+        lab.write_client_file("chap-secrets", CHAP_SECRETS, 0o600)
+        pppd_opts = list(MSCHAPV2)
+    argv = [str(SSTP_PPPD), "--log-level", "4", "--user", USERNAME, "--ca-cert",
+            str(lab.certs.ca.cert), SERVER_NAME, "--", *pppd_opts,
+            "logfile", str(case_dir / "client-pppd.log"), "debug"]  # fmt: skip
+    script = (
+        private_plugin_dir(case_dir, version)
+        + f"{HOST_PYTHON} -m sstp_pppd.plugin.build > {case_dir}/install.out && "
+        + "exec "
+        + " ".join(argv)
+    )
+    with timings.step("install + connect"):
+        client = lab.guest.spawn(["bash", "-c", script], ns="cli", log_dir=case_dir, name="client")
+        link = lab.wait_for_ppp(timeout=120, proc=client)
+    lab.server.wait_for_log("Crypto Binding is valid.", 15)
+    lab.check_link(link, nbytes=1 << 20, log_dir=case_dir, timings=timings)
+    installed = f"/usr/lib/pppd/{version}/{build.PLUGIN_NAME}"
+    assert (case_dir / "install.out").read_text() == installed + "\n"
+    with timings.step("disconnect"):
+        res = client.stop(20)
+        assert lab.wait_for_no_ppp()
+    assert res.returncode == 0, res.stderr
+    assert f"loading our pppd plugin {installed}" in res.stderr
+    assert "key channel: MPPE keys from the pppd plugin" in res.stderr
+    assert client_log(case_dir).count(HANDED + "/var/run/sstpc/sstpc-uds-sock") == 1
+    if auth == "eap-tls":
+        assert "crypto binding sent (keys: plugin)" in res.stderr
+    else:
+        # The transport sees the CHAP Success before pppd's auth-up and has the same keys
+        # from chap-secrets already; either source gives this binding.
+        assert re.search(r"crypto binding sent \(keys: (plugin|password)\)", res.stderr)
+    assert PASSWORD not in res.stderr
+    assert guest_path_gone(lab, "/var/run/sstpc/sstpc-uds-sock")
+
+
+def test_eap_tls_binding_with_our_plugin(
+    lab: Lab, case_dir: Path, plugin: Path, timings: Timings
+) -> None:
+    """(g) EAP-TLS, client certificate in pppd's cert/key/ca options, pty mode, no password
+    anywhere: the keys come only from our plugin and sstpd accepts the binding. With pppd
+    2.4.9 on both ends that HLAK is send || recv = MSK[0:16] || MSK[32:48] (pppd 2.4.9 keeps
+    16 bytes of each), which is what sstp-server with pppd 2.4.9 computes too."""
+    cert, key = client_cert(lab, case_dir)
+    srv = lab.certs.server
+    lab.guest.write_file(
+        "/etc/ppp/eaptls-server", f"* sstpd - {srv.cert} {lab.certs.ca.cert} {srv.key} *\n", 0o600
+    )
+    lab.server.start(case_dir, pppd_options=server_options("require-eap"), chap_secrets="")
+    lab.write_client_file("chap-secrets", "", 0o600)
+    ipparam = "ourtls"
+    lab.write_client_file(
+        "peers/ours-tls",
+        f'pty "{SSTP_PPPD} --nolaunchpppd --ipparam {ipparam} --ca-cert {lab.certs.ca.cert} '
+        f'--log-stderr --log-level 4 {SERVER_NAME}"\n'
+        f"plugin {plugin}\ncert {cert}\nkey {key}\nca {lab.certs.ca.cert}\n"
+        f"name {USERNAME}\nremotename {SERVER_NAME}\nipparam {ipparam}\n"
+        + "".join(f"{o}\n" for o in client_auth("eap"))
+        + "nodetach\ndebug\n",
+    )
+    pppd, link = connect(lab, case_dir, "ours-tls", timings)
+    lab.server.wait_for_log("Crypto Binding is valid.", 15)
+    assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
+    log = client_log(case_dir)
+    assert "EAP authentication succeeded" in log and "EAP-TLS" in log
+    assert "crypto binding sent (keys: plugin)" in log
+    stop(lab, pppd)
+    assert guest_path_gone(lab, f"/var/run/sstpc/sstpc-{ipparam}")
