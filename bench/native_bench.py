@@ -59,6 +59,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from cryptography import x509  # noqa: E402
+from cryptography.hazmat.primitives import hashes, serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+from cryptography.x509.oid import NameOID  # noqa: E402
+
 from sstp_pppd.core import hdlc  # noqa: E402
 
 SSTP_PPPD = str(REPO / ".venv" / "bin" / "sstp-pppd")
@@ -450,11 +455,6 @@ class Bench:
 
 
 def make_cert(workdir: Path) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench.invalid")])
     now = datetime.datetime.now(datetime.UTC)
@@ -518,10 +518,11 @@ def table(runs: list[dict[str, Any]]) -> str:
 
 def plot(runs: list[dict[str, Any]], path: Path) -> bool:
     try:
-        import matplotlib
+        # Optional (the bench extra): the table does not need it.
+        import matplotlib  # noqa: PLC0415
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # noqa: PLC0415
     except ImportError:
         print("matplotlib missing (pip install -e .[bench]): no plot", file=sys.stderr)
         return False
