@@ -368,6 +368,16 @@ class Bench:
             return [SSTPC, *common, "--password", "bench", "--ipparam", f"b{os.getpid()}", server]
         return [SSTP_PPPD, *common, server]
 
+    def retried(self, client: str, mode: str, frames: list[bytes] | None = None) -> dict[str, Any]:
+        """A session, retried once if it fails (sstpc hangs in TLS now and then)."""
+        try:
+            return dict(self.session(client, mode, frames))
+        except RuntimeError as exc:
+            print(f"retrying once: {exc}", flush=True)
+            result: dict[str, Any] = dict(self.session(client, mode, frames))
+            result["retried"] = True
+            return result
+
     def session(
         self, client: str, mode: str, frames: list[bytes] | None = None
     ) -> dict[str, float]:
@@ -571,7 +581,7 @@ def main() -> int:
         for mix, frames in mixes.items():
             for direction in ("up", "down"):
                 for client in clients:
-                    r = bench.session(client, direction, frames)
+                    r = bench.retried(client, direction, frames)
                     r.update(client=client, mix=mix, direction=direction, round=rnd)
                     runs.append(r)
                     print(
@@ -582,7 +592,7 @@ def main() -> int:
                     )
     for i in range(args.connects):
         for client in clients:
-            r = bench.session(client, "connect")
+            r = bench.retried(client, "connect")
             r.update(client=client, mix="", direction="connect", round=i + 1)
             runs.append(r)
             print(f"connect {i + 1} {client:>9}: {r['connect_s']:.3f} s", flush=True)
