@@ -344,8 +344,9 @@ def vm_hwm_mib(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, source: Path | None = None) -> None:
         self.workdir = workdir
+        self.source = source
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert, key = make_cert(workdir)
         self.ctx.load_cert_chain(cert, key)
@@ -366,6 +367,9 @@ class Bench:
         common = ["--nolaunchpppd", "--cert-warn", "--log-stderr", "--user", "bench"]
         if client == "sstpc":
             return [SSTPC, *common, "--password", "bench", "--ipparam", f"b{os.getpid()}", server]
+        if self.source is not None:
+            # Another tree of the package (e.g. an older commit), run by this venv.
+            return [sys.executable, "-m", "sstp_pppd.cli", *common, server]
         return [SSTP_PPPD, *common, server]
 
     def retried(self, client: str, mode: str, frames: list[bytes] | None = None) -> dict[str, Any]:
@@ -414,8 +418,17 @@ class Bench:
         srv.start()
         log = open(self.logs / f"{self.count:03d}-{client}-{mode}.log", "wb")
         started = time.monotonic()
+        env = dict(os.environ)
+        if self.source is not None and client == "sstp-pppd":
+            env["PYTHONPATH"] = str(self.source)
         proc = subprocess.Popen(
-            self.command(client, port), stdin=slave, stdout=slave, stderr=log, close_fds=True
+            self.command(client, port),
+            stdin=slave,
+            stdout=slave,
+            stderr=log,
+            close_fds=True,
+            env=env,
+            cwd=self.source or REPO,  # python -m puts the working directory first
         )
         peer.start()
         os.close(slave)
@@ -569,12 +582,18 @@ def main() -> int:
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "native_bench.png")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--source",
+        type=Path,
+        default=None,
+        help="run sstp-pppd from this tree instead (e.g. `git archive` of an old commit)",
+    )
     args = parser.parse_args()
     clients = args.clients.split(",")
     workdir = Path(tempfile.mkdtemp(prefix="native-bench-"))
-    bench = Bench(workdir)
+    bench = Bench(workdir, args.source)
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()}")
-    print(f"# logs in {bench.logs}")
+    print(f"# logs in {bench.logs}; sstp-pppd from {args.source or REPO}")
     mixes = {m: make_frames(frame_sizes(m, args.mbytes * 10**6)) for m in args.mix.split(",")}
     runs: list[dict[str, Any]] = []
     for rnd in range(1, args.rounds + 1):
