@@ -42,8 +42,10 @@ import json
 import multiprocessing
 import multiprocessing.connection
 import os
+import pstats
 import random
 import select
+import signal
 import socket
 import ssl
 import statistics
@@ -344,9 +346,12 @@ def vm_hwm_mib(pid: int) -> float:
 
 
 class Bench:
-    def __init__(self, workdir: Path, source: Path | None = None) -> None:
+    def __init__(self, workdir: Path, source: Path | None = None, wrap: str | None = None) -> None:
         self.workdir = workdir
         self.source = source
+        #: "profile" (sstp-pppd under cProfile) or "strace" (both under strace -c -f).
+        self.wrap = wrap
+        self.outputs: list[tuple[str, str, Path]] = []
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert, key = make_cert(workdir)
         self.ctx.load_cert_chain(cert, key)
@@ -362,25 +367,48 @@ class Bench:
             self.streams[key] = build([*frames, _MARKER])
         return self.streams[key]
 
-    def command(self, client: str, port: int) -> list[str]:
+    def command(self, client: str, port: int, mode: str) -> list[str]:
         server = f"127.0.0.1:{port}"
         common = ["--nolaunchpppd", "--cert-warn", "--log-stderr", "--user", "bench"]
+        out = self.logs / f"{self.count:03d}-{client}-{mode}.{self.wrap}"
         if client == "sstpc":
-            return [SSTPC, *common, "--password", "bench", "--ipparam", f"b{os.getpid()}", server]
-        if self.source is not None:
+            cmd = [SSTPC, *common, "--password", "bench", "--ipparam", f"b{os.getpid()}", server]
+        elif self.wrap == "profile":
+            self.outputs.append((client, mode, out))
+            return [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                str(out),
+                "-m",
+                "sstp_pppd.cli",
+                *common,
+                server,
+            ]
+        elif self.source is not None:
             # Another tree of the package (e.g. an older commit), run by this venv.
-            return [sys.executable, "-m", "sstp_pppd.cli", *common, server]
-        return [SSTP_PPPD, *common, server]
+            cmd = [sys.executable, "-m", "sstp_pppd.cli", *common, server]
+        else:
+            cmd = [SSTP_PPPD, *common, server]
+        if self.wrap == "strace":
+            self.outputs.append((client, mode, out))
+            return ["strace", "-f", "-c", "-o", str(out), *cmd]
+        return cmd
 
-    def retried(self, client: str, mode: str, frames: list[bytes] | None = None) -> dict[str, Any]:
-        """A session, retried once if it fails (sstpc hangs in TLS now and then)."""
-        try:
-            return dict(self.session(client, mode, frames))
-        except RuntimeError as exc:
-            print(f"retrying once: {exc}", flush=True)
-            result: dict[str, Any] = dict(self.session(client, mode, frames))
-            result["retried"] = True
+    def retried(
+        self, client: str, mode: str, frames: list[bytes] | None = None
+    ) -> dict[str, Any] | None:
+        """A session, retried once if it fails (sstpc's connect fails now and then)."""
+        for attempt in (1, 2):
+            try:
+                result: dict[str, Any] = dict(self.session(client, mode, frames))
+            except RuntimeError as exc:
+                print(f"attempt {attempt} failed: {exc}", flush=True)
+                continue
+            result["retried"] = attempt > 1
             return result
+        return None
 
     def session(
         self, client: str, mode: str, frames: list[bytes] | None = None
@@ -422,7 +450,7 @@ class Bench:
         if self.source is not None and client == "sstp-pppd":
             env["PYTHONPATH"] = str(self.source)
         proc = subprocess.Popen(
-            self.command(client, port),
+            self.command(client, port, mode),
             stdin=slave,
             stdout=slave,
             stderr=log,
@@ -461,9 +489,9 @@ class Bench:
             result.setdefault("rss_peak_mib", vm_hwm_mib(proc.pid))
             result["exited"] = proc.poll() is not None
         finally:
-            proc.terminate()
+            proc.send_signal(signal.SIGINT if self.wrap else signal.SIGTERM)
             try:
-                proc.wait(5)
+                proc.wait(20 if self.wrap else 5)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
@@ -583,6 +611,11 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "native_bench.png")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
+        "--wrap",
+        choices=("profile", "strace"),
+        help="diagnosis, not figures: sstp-pppd under cProfile, or both under strace -c -f",
+    )
+    parser.add_argument(
         "--source",
         type=Path,
         default=None,
@@ -591,7 +624,7 @@ def main() -> int:
     args = parser.parse_args()
     clients = args.clients.split(",")
     workdir = Path(tempfile.mkdtemp(prefix="native-bench-"))
-    bench = Bench(workdir, args.source)
+    bench = Bench(workdir, args.source, args.wrap)
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()}")
     print(f"# logs in {bench.logs}; sstp-pppd from {args.source or REPO}")
     mixes = {m: make_frames(frame_sizes(m, args.mbytes * 10**6)) for m in args.mix.split(",")}
@@ -601,6 +634,8 @@ def main() -> int:
             for direction in ("up", "down"):
                 for client in clients:
                     r = bench.retried(client, direction, frames)
+                    if r is None:
+                        continue
                     r.update(client=client, mix=mix, direction=direction, round=rnd)
                     runs.append(r)
                     print(
@@ -612,11 +647,22 @@ def main() -> int:
     for i in range(args.connects):
         for client in clients:
             r = bench.retried(client, "connect")
+            if r is None:
+                continue
             r.update(client=client, mix="", direction="connect", round=i + 1)
             runs.append(r)
             print(f"connect {i + 1} {client:>9}: {r['connect_s']:.3f} s", flush=True)
     print()
     print(table(runs))
+    for client, mode, out in bench.outputs:
+        print(f"\n## {client} {mode}: {out}")
+        if not out.exists():
+            continue
+        if bench.wrap == "profile":
+            stats = pstats.Stats(str(out))
+            stats.sort_stats("tottime").print_stats(18)
+        else:
+            print("\n".join(out.read_text().splitlines()[:14]))
     if args.json:
         args.json.write_text(json.dumps(runs, indent=1))
     if any(r.get("mix") for r in runs) and plot(runs, args.plot):
