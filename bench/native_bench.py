@@ -489,7 +489,13 @@ class Bench:
             result.setdefault("rss_peak_mib", vm_hwm_mib(proc.pid))
             result["exited"] = proc.poll() is not None
         finally:
-            proc.send_signal(signal.SIGINT if self.wrap else signal.SIGTERM)
+            if self.wrap == "strace":
+                # Stop the traced client, not strace, which then writes its summary.
+                with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                    for child in f.read().split():
+                        os.kill(int(child), signal.SIGTERM)
+            else:
+                proc.send_signal(signal.SIGINT if self.wrap else signal.SIGTERM)
             try:
                 proc.wait(20 if self.wrap else 5)
             except subprocess.TimeoutExpired:

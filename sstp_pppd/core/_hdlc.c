@@ -23,7 +23,10 @@
 #define SSTP_HEADER 4
 #define SSTP_MAX_PACKET 4095
 
-static uint16_t fcstab[256];
+/* RFC 1662 FCS-16 tables for slicing-by-8: fcs8[k][b] is the register after byte b
+ * followed by k zero bytes, so eight input bytes cost eight independent lookups. */
+static uint16_t fcs8[8][256];
+#define fcstab fcs8[0]
 
 static void build_fcstab(void)
 {
@@ -31,12 +34,22 @@ static void build_fcstab(void)
         unsigned v = b;
         for (int i = 0; i < 8; i++)
             v = (v & 1) ? (v >> 1) ^ 0x8408 : v >> 1;
-        fcstab[b] = (uint16_t)v;
+        fcs8[0][b] = (uint16_t)v;
     }
+    for (int k = 1; k < 8; k++)
+        for (unsigned b = 0; b < 256; b++)
+            fcs8[k][b] = (fcs8[k - 1][b] >> 8) ^ fcs8[0][fcs8[k - 1][b] & 0xFF];
 }
 
 static inline uint16_t fcs_update(uint16_t fcs, const unsigned char *p, Py_ssize_t n)
 {
+    while (n >= 8) {
+        unsigned v = fcs ^ (p[0] | (unsigned)p[1] << 8);
+        fcs = fcs8[7][v & 0xFF] ^ fcs8[6][v >> 8] ^ fcs8[5][p[2]] ^ fcs8[4][p[3]] ^
+              fcs8[3][p[4]] ^ fcs8[2][p[5]] ^ fcs8[1][p[6]] ^ fcs8[0][p[7]];
+        p += 8;
+        n -= 8;
+    }
     while (n-- > 0)
         fcs = (fcs >> 8) ^ fcstab[(fcs ^ *p++) & 0xFF];
     return fcs;
@@ -111,6 +124,7 @@ static PyObject *PacketDecoder_feed(PacketDecoder *self, PyObject *arg)
     if (ulen > 0)
         memcpy(w, self->partial, (size_t)ulen);
     Py_ssize_t i = 0;
+    Py_ssize_t next_flag = -1; /* where the next flag is, once looked up */
 
     while (i < n) {
         if (discarding) {
@@ -172,9 +186,13 @@ static PyObject *PacketDecoder_feed(PacketDecoder *self, PyObject *arg)
             i++;
             continue;
         }
-        Py_ssize_t j = i + 1;
-        while (j < n && in[j] != FLAG && in[j] != ESCAPE)
-            j++;
+        /* A run of plain bytes up to the next flag or escape (memchr is vectorised). */
+        if (next_flag <= i) {
+            const unsigned char *f = memchr(in + i, FLAG, (size_t)(n - i));
+            next_flag = f ? f - in : n;
+        }
+        const unsigned char *e = memchr(in + i, ESCAPE, (size_t)(next_flag - i));
+        Py_ssize_t j = e ? e - in : next_flag;
         Py_ssize_t run = j - i;
         seglen += run;
         if (seglen <= max_length) {
@@ -294,16 +312,16 @@ static PyObject *encode_packets(PyObject *module, PyObject *args)
             break;
         if (o == out)
             *o++ = FLAG;
-        uint16_t fcs = INIT_FCS;
+        uint16_t fcs = fcs_update(INIT_FCS, p + SSTP_HEADER, length - SSTP_HEADER);
         for (Py_ssize_t k = SSTP_HEADER; k < length; k++) {
+            /* Branch-free: which bytes need escaping is data, so a branch would be
+             * mispredicted often. Two bytes are stored, the second kept only for an
+             * escape; the stray one is overwritten next (the buffer has room). */
             unsigned char c = p[k];
-            fcs = (fcs >> 8) ^ fcstab[(fcs ^ c) & 0xFF];
-            if (escape[c]) {
-                *o++ = ESCAPE;
-                *o++ = c ^ 0x20;
-            } else {
-                *o++ = c;
-            }
+            unsigned char e = escape[c];
+            o[0] = e ? ESCAPE : c;
+            o[1] = c ^ 0x20;
+            o += 1 + e;
         }
         fcs ^= 0xFFFF;
         unsigned char tail[2] = {(unsigned char)(fcs & 0xFF), (unsigned char)(fcs >> 8)};
