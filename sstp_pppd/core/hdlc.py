@@ -43,6 +43,7 @@ __all__ = [
     "encode_packets",
     "fcs16",
     "py_encode_packets",
+    "split_packets",
 ]
 
 #: RFC 1662 Flag Sequence: starts and ends every frame.
@@ -350,6 +351,19 @@ class PyPacketDecoder:
             parts.append(((_SSTP_VERSION << 24) | (4 + len(frame))).to_bytes(4, "big"))
             parts.append(frame)
         return b"".join(parts)
+
+
+def split_packets(packets: bytes) -> list[bytes]:
+    """The frames of consecutive, well-formed SSTP data packets (PacketDecoder output)."""
+    frames: list[bytes] = []
+    pos, end = 0, len(packets)
+    while pos + 4 <= end:
+        length = ((packets[pos + 2] & 0x0F) << 8) | packets[pos + 3]
+        if length < 4:
+            break
+        frames.append(packets[pos + 4 : pos + length])
+        pos += length
+    return frames
 
 
 def py_encode_packets(data: bytes, accm: int = ACCM_ALL) -> tuple[bytes, int]:

@@ -72,6 +72,7 @@ def test_packet_decoder_returns_the_frames_as_sstp_packets(frames: list[bytes]) 
     data = hdlc.encode_frames(frames)
     kept = [f for f in frames if len(f) >= 2]  # shorter ones are under 4 octets with the FCS
     assert _hdlc.PacketDecoder().feed(data) == b"".join(map(packet, kept))
+    assert hdlc.split_packets(b"".join(map(packet, kept))) == kept
     assert hdlc.Decoder().feed(data) == kept
 
 
