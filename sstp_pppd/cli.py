@@ -11,14 +11,16 @@ a small VM every import costs), so logging, asyncio, TLS and the session come in
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from . import __version__
 from .errors import ConfigError, ExitCode, SstpPppdError
 from .options import help_text, parse_args
 
+# typing itself costs milliseconds to import; mypy knows this name.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from .config import Config
 
 
