@@ -13,7 +13,8 @@ from __future__ import annotations
 import sys
 
 from . import __version__
-from .errors import ConfigError, ExitCode, SstpPppdError
+from .core.errors import SstpError
+from .errors import ConfigError, ExitCode, SstpPppdError, exit_code_of
 from .options import help_text, parse_args
 
 # typing itself costs milliseconds to import; mypy knows this name.
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from .config import Config
+
+# Every module logs to getLogger(__name__); here __name__ is "__main__" under
+# ``python -m sstp_pppd.cli``, outside the "sstp_pppd" tree the handlers hang on.
+LOGGER = "sstp_pppd.cli"
 
 
 def scrub_argv(secrets: Sequence[str]) -> bool:
@@ -79,13 +84,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         setup_logging(config)
     except ConfigError as exc:
         sys.stderr.write(f"sstp-pppd: {exc}\n")
-        return exc.exit_code
+        return exit_code_of(exc)
     except OSError as exc:
         sys.stderr.write(f"sstp-pppd: cannot open the log: {exc}\n")
         return ExitCode.USAGE
     import logging  # noqa: PLC0415
 
-    log = logging.getLogger("sstp_pppd")
+    log = logging.getLogger(LOGGER)
     for warning in config.warnings:
         log.warning("%s", warning)
     if not scrubbed:
@@ -101,16 +106,16 @@ def run(config: Config) -> int:
     from .secrets import password_lookup  # noqa: PLC0415
     from .transport.session import Session  # noqa: PLC0415
 
-    log = logging.getLogger("sstp_pppd")
+    log = logging.getLogger(LOGGER)
 
     async def session() -> None:
-        await Session(config, password_lookup(config.password)).run()
+        await Session(config, password_lookup(config.pppd.password)).run()
 
     try:
         asyncio.run(session())
-    except SstpPppdError as exc:
+    except (SstpPppdError, SstpError) as exc:
         log.error("%s", exc)
-        return exc.exit_code
+        return exit_code_of(exc)
     except KeyboardInterrupt:
         log.error("interrupted")
         return ExitCode.INTERRUPTED

@@ -23,40 +23,65 @@ class Pin:
     spki: bool
 
 
-@dataclasses.dataclass(slots=True, kw_only=True)
-class Config:
-    server: Server
-    #: The name the certificate must carry, sent as SNI and Host. None: SERVER is an
-    #: address, and the certificate must carry that address.
-    tls_name: str
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class TlsConfig:
+    """How the server is authenticated."""
+
+    #: The name the certificate must carry, sent as SNI and Host: --host, else SERVER's host.
+    name: str
     ca_cert: str | None = None
     ca_path: str | None = None
     crl_file: str | None = None
     crl_path: str | None = None
     insecure: bool = False
     pins: tuple[Pin, ...] = ()
-    tls_min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class PppdConfig:
+    """What pppd is started with (launch mode) and what the PPP login uses."""
+
+    #: --pppd: the program (None: found on PATH).
+    path: str | None = None
+    user: str | None = None
+    password: Secret | None = None
+    ipparam: str | None = None
+    #: Options after the server on our command line, passed to pppd as they are.
+    options: tuple[str, ...] = ()
+    #: Pty mode only: whom to become once the tunnel is up.
+    priv_user: str | None = None
+    priv_group: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class LogConfig:
+    """Where the log goes and how much of it."""
+
+    level: int = 2
+    syslog: str | bool | None = None
+    stderr: bool = False
+    stdout: bool = False
+    file: str | bool | None = None
+    ident: str = "sstp-pppd"
+    lineno: bool = False
+    filter: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    """The validated configuration of one run, in sections."""
+
+    server: Server
+    tls: TlsConfig
+    pppd: PppdConfig = PppdConfig()
+    log: LogConfig = LogConfig()
     connect_timeout: float = 10.0
     hello_interval: float = 60.0
     #: May carry a password (http://user:pass@...): kept out of repr.
     proxy: str | None = dataclasses.field(default=None, repr=False)
     correlation_id: str | None = None
     nolaunchpppd: bool = False
-    ipparam: str | None = None
-    user: str | None = None
-    password: Secret | None = None
-    pppd: str | None = None
-    priv_user: str | None = None
-    priv_group: str | None = None
-    log_level: int = 2
-    log_syslog: str | bool | None = None
-    log_stderr: bool = False
-    log_stdout: bool = False
-    log_file: str | bool | None = None
-    log_ident: str = "sstp-pppd"
-    log_lineno: bool = False
-    log_filter: tuple[str, ...] = ()
-    pppd_options: tuple[str, ...] = ()
     #: Warnings found while building the config, logged once logging is set up.
     warnings: tuple[str, ...] = ()
 
@@ -106,19 +131,69 @@ def build_config(parsed: ParsedArgs) -> Config:
     if parsed.server is None:
         raise ConfigError("no SERVER given (see --help)")
     warnings: list[str] = []
-    try:
-        log_level = int(_str(v, "log_level") or "2")
-    except ValueError:
-        raise ConfigError("--log-level takes a number from 0 to 6") from None
-    if not 0 <= log_level <= 6:
-        raise ConfigError("--log-level takes a number from 0 to 6")
+    nolaunch = bool(v.get("nolaunchpppd"))
+    log = _log_section(v, nolaunch=nolaunch)
     timeout = _seconds(v, "connect_timeout", default=10.0, low=0.001, high=600.0)
     hello = _seconds(v, "hello_interval", default=60.0, low=1.0, high=3600.0)
-    tls_min = _str(v, "tls_min_version") or "1.2"
-    versions = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
-    if tls_min not in versions:
-        raise ConfigError("--tls-min-version takes 1.2 or 1.3")
-    user = _str(v, "user") or parsed.url_user
+    pppd = _pppd_section(parsed, nolaunch=nolaunch, warnings=warnings)
+    if v.get("save_server_route"):
+        warnings.append(
+            "--save-server-route is not implemented yet: no route to the server is added"
+        )
+    if v.get("priv_dir"):
+        warnings.append("--priv-dir is accepted for sstpc compatibility, but no chroot is made")
+    tls = _tls_section(parsed, parsed.server, warnings=warnings)
+    proxy = _str(v, "proxy")
+    correlation_id = _str(v, "uuid")
+    try:
+        if proxy:
+            parse_proxy_url(proxy)
+        if correlation_id is not None:
+            correlation_id = normalize_correlation_id(correlation_id)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return Config(
+        server=parsed.server,
+        tls=tls,
+        pppd=pppd,
+        log=log,
+        connect_timeout=timeout,
+        hello_interval=hello,
+        proxy=proxy,
+        correlation_id=correlation_id,
+        nolaunchpppd=nolaunch,
+        warnings=tuple(warnings),
+    )
+
+
+def _log_section(v: Mapping[str, object], *, nolaunch: bool) -> LogConfig:
+    try:
+        level = int(_str(v, "log_level") or "2")
+    except ValueError:
+        raise ConfigError("--log-level takes a number from 0 to 6") from None
+    if not 0 <= level <= 6:
+        raise ConfigError("--log-level takes a number from 0 to 6")
+    if nolaunch and v.get("log_stdout"):
+        raise ConfigError(
+            "--log-stdout is impossible with --nolaunchpppd: standard output is pppd's line"
+        )
+    filt = _str(v, "log_filter") or _str(v, "log_token") or ""
+    syslog, file = v.get("log_syslog"), v.get("log_file")
+    ipparam = _str(v, "ipparam")
+    return LogConfig(
+        level=level,
+        syslog=syslog if isinstance(syslog, str | bool) else None,
+        stderr=bool(v.get("log_stderr")),
+        stdout=bool(v.get("log_stdout")),
+        file=file if isinstance(file, str | bool) else None,
+        ident=_str(v, "log_ident") or (f"sstp-pppd[{ipparam}]" if ipparam else "sstp-pppd"),
+        lineno=bool(v.get("log_lineno")),
+        filter=tuple(t for t in filt.split(",") if t),
+    )
+
+
+def _pppd_section(parsed: ParsedArgs, *, nolaunch: bool, warnings: list[str]) -> PppdConfig:
+    v = parsed.values
     password: Secret | None = None
     if _str(v, "password") is not None:
         password = Secret(_str(v, "password") or "")
@@ -136,34 +211,30 @@ def build_config(parsed: ParsedArgs) -> Config:
         if password is not None:
             raise ConfigError("give either --password or --password-file, not both")
         password = read_password_file(_str(v, "password_file") or "")
-    nolaunch = bool(v.get("nolaunchpppd"))
-    if nolaunch and v.get("log_stdout"):
-        raise ConfigError(
-            "--log-stdout is impossible with --nolaunchpppd: standard output is pppd's line"
-        )
-    if v.get("save_server_route"):
-        warnings.append(
-            "--save-server-route is not implemented yet: no route to the server is added"
-        )
-    if v.get("priv_dir"):
-        warnings.append("--priv-dir is accepted for sstpc compatibility, but no chroot is made")
     if not nolaunch and (v.get("priv_user") or v.get("priv_group")):
         warnings.append(
             "--priv-user/--priv-group are ignored in launch mode: stopping pppd needs root"
         )
-    filt = _str(v, "log_filter") or _str(v, "log_token") or ""
+    return PppdConfig(
+        path=_str(v, "pppd"),
+        user=_str(v, "user") or parsed.url_user,
+        password=password,
+        ipparam=_str(v, "ipparam"),
+        options=tuple(parsed.pppd_options),
+        priv_user=_str(v, "priv_user") if nolaunch else None,
+        priv_group=_str(v, "priv_group") if nolaunch else None,
+    )
+
+
+def _tls_section(parsed: ParsedArgs, server: Server, *, warnings: list[str]) -> TlsConfig:
+    v = parsed.values
+    tls_min = _str(v, "tls_min_version") or "1.2"
+    versions = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+    if tls_min not in versions:
+        raise ConfigError("--tls-min-version takes 1.2 or 1.3")
     host = _str(v, "host")
     if host is not None and (not host or any(c in host for c in "\r\n\0 /")):
         raise ConfigError(f"--host {host!r} is not a host name")
-    proxy = _str(v, "proxy")
-    correlation_id = _str(v, "uuid")
-    try:
-        if proxy:
-            parse_proxy_url(proxy)
-        if correlation_id is not None:
-            correlation_id = normalize_correlation_id(correlation_id)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
     pins_raw = v.get("pin_sha256")
     pins = tuple(parse_pin(p) for p in pins_raw) if isinstance(pins_raw, list) else ()
     insecure = bool(v.get("insecure") or v.get("cert_warn"))
@@ -172,36 +243,13 @@ def build_config(parsed: ParsedArgs) -> Config:
             "the server certificate is NOT verified (--insecure/--cert-warn): "
             "anyone on the path can read and change the traffic"
         )
-    return Config(
-        server=parsed.server,
-        tls_name=host or parsed.server.host,
+    return TlsConfig(
+        name=host or server.host,
         ca_cert=_str(v, "ca_cert"),
         ca_path=_str(v, "ca_path"),
         crl_file=_str(v, "crl_file"),
         crl_path=_str(v, "crl_path"),
         insecure=insecure,
         pins=pins,
-        tls_min_version=versions[tls_min],
-        connect_timeout=timeout,
-        hello_interval=hello,
-        proxy=proxy,
-        correlation_id=correlation_id,
-        nolaunchpppd=nolaunch,
-        ipparam=_str(v, "ipparam"),
-        user=user,
-        password=password,
-        pppd=_str(v, "pppd"),
-        priv_user=_str(v, "priv_user") if nolaunch else None,
-        priv_group=_str(v, "priv_group") if nolaunch else None,
-        log_level=log_level,
-        log_syslog=v.get("log_syslog") if isinstance(v.get("log_syslog"), str | bool) else None,  # type: ignore[arg-type]
-        log_stderr=bool(v.get("log_stderr")),
-        log_stdout=bool(v.get("log_stdout")),
-        log_file=v.get("log_file") if isinstance(v.get("log_file"), str | bool) else None,  # type: ignore[arg-type]
-        log_ident=_str(v, "log_ident")
-        or (f"sstp-pppd[{_str(v, 'ipparam')}]" if _str(v, "ipparam") else "sstp-pppd"),
-        log_lineno=bool(v.get("log_lineno")),
-        log_filter=tuple(t for t in filt.split(",") if t),
-        pppd_options=tuple(parsed.pppd_options),
-        warnings=tuple(warnings),
+        min_version=versions[tls_min],
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .core.messages import StatusCode
+from .core.messages import status_name
+
+__all__ = ["explain_auth_failure", "status_name"]
 
 #: MS-CHAP failure codes (RFC 2759 6; Windows RAS error numbers).
 _MSCHAP_ERRORS = {
@@ -26,10 +28,3 @@ def explain_auth_failure(method: str, message: str) -> str:
     if not reason:
         return f"{method}: {message}" if message else method
     return f"{method}: {reason}" + (f" (server: {text})" if text else "")
-
-
-def status_name(status: int) -> str:
-    try:
-        return StatusCode(status).name
-    except ValueError:
-        return f"status {status}"

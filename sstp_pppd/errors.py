@@ -1,13 +1,36 @@
-"""The error hierarchy and the exit codes of sstp-pppd.
+"""The application's errors and the exit codes of sstp-pppd.
 
-Every failure the program can report is one of these classes; each carries the
-exit code the command line ends with, so ``cli.main`` needs no mapping table of
-its own. The sans-IO core raises only :class:`SstpError` subclasses.
+Every failure the program can report is one of these classes or one of the core's
+(:mod:`sstp_pppd.core.errors`, which carry no exit code). :func:`exit_code_of` is the
+one place that says how each ends the process.
 """
 
 from __future__ import annotations
 
 import enum
+
+from .core.errors import FramingError, HttpError, ProtocolError, SstpError, UsageError
+
+__all__ = [
+    "AuthenticationError",
+    "ConfigError",
+    "ConnectionLost",
+    "ExitCode",
+    "FramingError",
+    "HttpError",
+    "Interrupted",
+    "KeepaliveTimeout",
+    "NetworkError",
+    "PppdError",
+    "ProtocolError",
+    "ProtocolFailure",
+    "RemoteAbort",
+    "SstpError",
+    "SstpPppdError",
+    "TlsError",
+    "UsageError",
+    "exit_code_of",
+]
 
 
 @enum.unique
@@ -95,53 +118,35 @@ class Interrupted(SstpPppdError):
     exit_code = ExitCode.INTERRUPTED
 
 
-class SstpError(SstpPppdError):
-    """An error of the SSTP protocol layer (HTTP handshake or SSTP packets).
-
-    The sans-IO core raises only subclasses of this class, whatever bytes it is fed.
-    """
+class ProtocolFailure(SstpPppdError):
+    """The SSTP call failed on our side of the protocol: we aborted it, or the server
+    sent bytes that are not SSTP."""
 
     exit_code = ExitCode.SSTP
 
 
-class HttpError(SstpError):
-    """The HTTP part of the handshake failed (bad or refused response).
-
-    ``status`` is the HTTP status code when a status line was parsed, else ``None``.
-    """
-
-    exit_code = ExitCode.HTTP
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class ProtocolError(SstpError):
-    """Malformed or unexpected SSTP input.
-
-    ``status`` is the [MS-SSTP] 2.2.8 status code (an ``int``, normally a
-    ``messages.StatusCode``) to put in the CALL_ABORT that answers it.
-    """
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class FramingError(ProtocolError):
-    """Bytes that cannot be framed as SSTP packets at all (bad version, bad length).
-
-    [MS-SSTP] 3.1.5.1: the connection is dropped without sending CALL_ABORT.
-    """
-
-
-class RemoteAbort(SstpError):
+class RemoteAbort(SstpPppdError):
     """The server sent CALL_ABORT, CALL_DISCONNECT or too many CALL_CONNECT_NAKs.
 
     ``status`` is the status the server reported (0 when it gave none).
     """
 
+    exit_code = ExitCode.SSTP
+
     def __init__(self, message: str, status: int = 0) -> None:
         super().__init__(message)
         self.status = status
+
+
+def exit_code_of(exc: BaseException) -> ExitCode:
+    """The exit code a failure ends the process with: the one mapping of core errors."""
+    if isinstance(exc, SstpPppdError):
+        return exc.exit_code
+    if isinstance(exc, HttpError):
+        return ExitCode.HTTP
+    if isinstance(exc, UsageError):
+        # The core was called in a way it does not allow: a bug of ours, not the user's.
+        return ExitCode.INTERNAL
+    if isinstance(exc, SstpError):
+        return ExitCode.SSTP
+    return ExitCode.INTERNAL

@@ -36,33 +36,33 @@ def setup_logging(config: Config) -> None:
     """
     root = logging.getLogger("sstp_pppd")
     root.handlers.clear()
-    root.setLevel(LOG_LEVELS[config.log_level])
+    root.setLevel(LOG_LEVELS[config.log.level])
     root.propagate = False
-    where = "%(filename)s:%(lineno)d: " if config.log_lineno else ""
+    where = "%(filename)s:%(lineno)d: " if config.log.lineno else ""
     handlers: list[logging.Handler] = []
-    if config.log_stdout:
+    if config.log.stdout:
         handlers.append(logging.StreamHandler(sys.stdout))
-    if config.log_stderr or (
+    if config.log.stderr or (
         not config.nolaunchpppd
-        and not config.log_syslog
-        and not config.log_file
-        and not config.log_stdout
+        and not config.log.syslog
+        and not config.log.file
+        and not config.log.stdout
     ):
         handlers.append(logging.StreamHandler(sys.stderr))
     for h in handlers:
-        h.setFormatter(logging.Formatter(f"{config.log_ident}: {where}%(message)s"))
-    if config.log_file:
-        path = config.log_file if isinstance(config.log_file, str) else DEFAULT_LOG_FILE
+        h.setFormatter(logging.Formatter(f"{config.log.ident}: {where}%(message)s"))
+    if config.log.file:
+        path = config.log.file if isinstance(config.log.file, str) else DEFAULT_LOG_FILE
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         fh = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
         fh.setFormatter(
             logging.Formatter(
-                f"%(asctime)s {config.log_ident}[%(process)d]: {where}%(levelname)s %(message)s"
+                f"%(asctime)s {config.log.ident}[%(process)d]: {where}%(levelname)s %(message)s"
             )
         )
         handlers.append(fh)
-    if config.log_syslog or (config.nolaunchpppd and not handlers):
-        address = config.log_syslog if isinstance(config.log_syslog, str) else "/dev/log"
+    if config.log.syslog or (config.nolaunchpppd and not handlers):
+        address = config.log.syslog if isinstance(config.log.syslog, str) else "/dev/log"
         try:
             sh: logging.Handler = logging.handlers.SysLogHandler(
                 address=address, facility=logging.handlers.SysLogHandler.LOG_DAEMON
@@ -70,9 +70,9 @@ def setup_logging(config: Config) -> None:
         except OSError:
             # No syslog daemon (containers, the test guest): pppd logs our stderr instead.
             sh = logging.StreamHandler(sys.stderr)
-        sh.setFormatter(logging.Formatter(f"{config.log_ident}[%(process)d]: {where}%(message)s"))
+        sh.setFormatter(logging.Formatter(f"{config.log.ident}[%(process)d]: {where}%(message)s"))
         handlers.append(sh)
     for h in handlers:
-        if config.log_filter:
-            h.addFilter(_TokenFilter(config.log_filter))
+        if config.log.filter:
+            h.addFilter(_TokenFilter(config.log.filter))
         root.addHandler(h)

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import logging
 
+from .core import ppp
+from .core.errors import SstpError
 from .core.messages import ControlPacket, DataPacket, StreamDecoder
-from .core.pppwatch import ppp_protocol
-from .errors import SstpError
+from .core.ppp import ppp_protocol
 
 #: logging levels of --log-level 5 and 6.
 FRAMES = 7
 HEXDUMP = 5
 #: PPP protocols whose contents are never logged: PAP, CHAP, EAP.
-_SECRET_PROTOCOLS = frozenset({0xC023, 0xC223, 0xC227})
-_NAMES = {0xC021: "LCP", 0xC023: "PAP", 0xC223: "CHAP", 0xC227: "EAP", 0x8021: "IPCP",
-          0x8057: "IPv6CP", 0x80FD: "CCP", 0x0021: "IPv4", 0x0057: "IPv6", 0x002D: "VJ",
+_SECRET_PROTOCOLS = frozenset({ppp.PROTO_PAP, ppp.PROTO_CHAP, ppp.PROTO_EAP})
+_NAMES = {ppp.PROTO_LCP: "LCP", ppp.PROTO_PAP: "PAP", ppp.PROTO_CHAP: "CHAP",
+          ppp.PROTO_EAP: "EAP", ppp.PROTO_IPCP: "IPCP", ppp.PROTO_IPV6CP: "IPv6CP",
+          ppp.PROTO_CCP: "CCP", ppp.PROTO_IPV4: "IPv4", ppp.PROTO_IPV6: "IPv6", 0x002D: "VJ",
           0x002F: "VJ-uncompressed", 0x00FD: "compressed"}  # fmt: skip
 
 

@@ -179,14 +179,14 @@ def test_password_file(tmp_path: Path) -> None:
     f.write_text("s3cret with spaces\nsecond line\n")
     f.chmod(0o600)
     cfg = build_config(parse_args(["--password-file", str(f), "--user", "u", "h"]))
-    assert cfg.password is not None and cfg.password.reveal() == "s3cret with spaces"
+    assert cfg.pppd.password is not None and cfg.pppd.password.reveal() == "s3cret with spaces"
     assert "s3cret" not in repr(cfg)
 
 
 def test_insecure_and_cert_warn_are_one_option() -> None:
-    assert build_config(parse_args(["--cert-warn", "h"])).insecure
-    assert build_config(parse_args(["--insecure", "h"])).insecure
-    assert not build_config(parse_args(["h"])).insecure
+    assert build_config(parse_args(["--cert-warn", "h"])).tls.insecure
+    assert build_config(parse_args(["--insecure", "h"])).tls.insecure
+    assert not build_config(parse_args(["h"])).tls.insecure
 
 
 def test_password_is_scrubbed_from_the_process_command_line() -> None:

@@ -12,7 +12,7 @@ Rules (everything that decides a transition lives in this file):
 3. A received message without a row is an invalid message (3.1.5.1): CALL_ABORT with
    UNACCEPTED_FRAME_RECEIVED (or the codec's status for a malformed packet, or the status
    of the ``ProtocolError`` an action raised), T1, Call_Abort_Pending, and
-   ``Aborted(local=True)``. A caller input without a row raises ``SstpError``.
+   ``Aborted(local=True)``. A caller input without a row raises ``UsageError``.
 4. Bytes that cannot be framed end the link without a word (3.1.5.1): ``Aborted`` (unless
    the end was already reported) and ``ConnectionClosed``; nothing is sent.
 5. Every live state has exactly one timer (``_STATE_TIMER``), armed when the state is
@@ -48,8 +48,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ..errors import FramingError, ProtocolError, SstpError
 from . import crypto, hdlc, messages
+from .errors import FramingError, ProtocolError, UsageError
 from .events import (
     Aborted,
     ConnectAcked,
@@ -195,7 +195,7 @@ class Connection:
             Input.DISCONNECT_STATE_TIMER_2: disconnect_linger,
         }
         if not all(duration >= 0 for duration in self._durations.values()):
-            raise ValueError("timeouts must not be negative")
+            raise UsageError("timeouts must not be negative")
         self._max_nak_retries = max_nak_retries
         self._naks = 0
         self._state = State.CLIENT_CALL_DISCONNECTED
@@ -217,28 +217,28 @@ class Connection:
     def send_ppp_frame(self, frame: bytes) -> None:
         """Queue one PPP frame: allowed from CALL_CONNECT_ACK until teardown starts."""
         if self._state not in _SEND_DATA_STATES:
-            raise SstpError(f"cannot send PPP frames in state {self._state.name}")
+            raise UsageError(f"cannot send PPP frames in state {self._state.name}")
         self._out += messages.encode_data(frame)
 
     def send_call_connected(self, cert_hash: bytes, hlak: bytes, now: float) -> None:
         """Queue CALL_CONNECTED bound to ``cert_hash`` and ``hlak``; arm the hello timer.
 
         ``cert_hash``: the server's leaf certificate hashed with the ``ConnectAcked`` hash.
-        Wrong lengths raise ``ValueError`` (from :func:`crypto.call_connected`).
+        Wrong lengths raise ``UsageError`` (from :func:`crypto.call_connected`).
         """
         self._fire(Input.SEND_CALL_CONNECTED, now, [], args=(cert_hash, hlak))
 
     def disconnect(self, now: float) -> None:
         """Send CALL_DISCONNECT and wait D1 for its ACK; a no-op once teardown began.
 
-        Raises ``SstpError`` before :meth:`start` and when ``CLOSED``.
+        Raises ``UsageError`` before :meth:`start` and when ``CLOSED``.
         """
         self._fire(Input.SEND_DISCONNECT, now, [])
 
     def abort(self, status: int, now: float) -> None:
         """Send CALL_ABORT with ``status`` and arm T1; a no-op once the end is reported.
 
-        Raises ``SstpError`` before :meth:`start` and when ``CLOSED``.
+        Raises ``UsageError`` before :meth:`start` and when ``CLOSED``.
         """
         self._fire(Input.SEND_ABORT, now, [], status=status)
 
@@ -266,7 +266,7 @@ class Connection:
         The batch form of :meth:`send_ppp_frame`, allowed in the same states.
         """
         if self._state not in _SEND_DATA_STATES:
-            raise SstpError(f"cannot send PPP frames in state {self._state.name}")
+            raise UsageError(f"cannot send PPP frames in state {self._state.name}")
         self._out += packets
 
     def receive_hdlc(self, data: bytes, now: float) -> tuple[bytes, list[Event]]:
@@ -303,19 +303,26 @@ class Connection:
         if state is State.CLOSED:
             return []
         if state is State.CLIENT_CALL_DISCONNECTED:
-            raise SstpError("receive_data() before start()")
+            raise UsageError("receive_data() before start()")
         events: list[Event] = []
-        frames: list[bytes] | None = None
+        # A run of data packets becomes one PppFrames, emitted when the run ends (a
+        # control packet or the end of the bytes), so no emitted event changes later.
+        frames: list[bytes] = []
         received = False
         while True:
             try:
                 packets = self._decoder.feed(data)
             except FramingError as exc:
+                if frames:
+                    events.append(PppFrames(frames=frames))
                 self._fire(Input.RECV_UNFRAMEABLE, now, events, status=exc.status)
                 return events
             except ProtocolError as exc:
                 # The codec consumed the bad packet; the next ones may be the peer's ABORT.
-                received, frames, data = True, None, b""
+                received, data = True, b""
+                if frames:
+                    events.append(PppFrames(frames=frames))
+                    frames = []
                 self._fire(Input.RECV_INVALID, now, events, status=exc.status)
                 continue
             if not packets:
@@ -325,18 +332,19 @@ class Connection:
             for packet in packets:
                 if isinstance(packet, DataPacket):
                     if relay:
-                        if frames is None:
-                            frames = []
-                            events.append(PppFrames(frames=frames))
                         frames.append(packet.payload)
                     continue
-                frames = None
+                if frames:
+                    events.append(PppFrames(frames=frames))
+                    frames = []
                 self._fire(_RECEIVED_INPUT[packet.message_type], now, events, packet=packet)
                 if self._state is State.CLOSED:
                     return events
                 relay = self._state in _RECV_DATA_STATES
             if not self._decoder.buffered:
                 break
+        if frames:
+            events.append(PppFrames(frames=frames))
         if received and self._state is State.CLIENT_CALL_CONNECTED:
             self._arm(Input.HELLO_TIMER, now)
         return events
@@ -354,7 +362,7 @@ class Connection:
         row = _TRANSITIONS.get((self._state, stimulus))
         if row is None:
             if stimulus in _LOCAL_INPUTS:
-                raise SstpError(f"{stimulus.name} is not allowed in state {self._state.name}")
+                raise UsageError(f"{stimulus.name} is not allowed in state {self._state.name}")
             self._abort_invalid(status or StatusCode.UNACCEPTED_FRAME_RECEIVED, now, events)
             return
         action, target = row
@@ -426,7 +434,7 @@ class Connection:
 
     def _send_connected(self, ctx: _Context) -> None:
         if ctx.args is None or self._acked is None:
-            raise SstpError("CALL_CONNECTED needs the nonce and hash of the ACK")
+            raise UsageError("CALL_CONNECTED needs the nonce and hash of the ACK")
         protocol, nonce = self._acked.hash_protocol, self._acked.nonce
         self._out += crypto.call_connected(protocol, nonce, *ctx.args)
 
@@ -459,7 +467,9 @@ class Connection:
         ctx.events.extend((KeepaliveExpired(), ConnectionClosed()))
 
     def _unframeable(self, ctx: _Context) -> None:
-        ctx.events.extend((Aborted(status=ctx.status, local=True), ConnectionClosed()))
+        ctx.events.extend(
+            (Aborted(status=ctx.status, local=True, unframeable=True), ConnectionClosed())
+        )
 
     def _close(self, ctx: _Context) -> None:
         ctx.events.append(ConnectionClosed())

@@ -13,7 +13,8 @@ Pure functions, no state. The layers are:
   :func:`cert_hash` and :func:`call_connected`, the finished CALL_CONNECTED packet.
 
 Argument errors (a nonce that is not 32 bytes, an unknown hash protocol) are local
-misuse, not malformed wire data: they raise :class:`ValueError`. Callers feed
+misuse, not malformed wire data: they raise :class:`~.errors.UsageError` (a
+``ValueError``). Callers feed
 these functions values the packet decoder has already checked.
 
 Nothing here logs, and no value derived from a password is kept beyond the call.
@@ -24,6 +25,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+
+from .errors import UsageError
+from .messages import ControlPacket, CryptoBinding, HashProtocol, MessageType
 
 __all__ = [
     "CALL_CONNECTED_LENGTH",
@@ -44,10 +48,10 @@ __all__ = [
     "pppd_password_hash",
 ]
 
-#: CERT_HASH_PROTOCOL_SHA1 ([MS-SSTP] 2.2.7); equal to ``messages.HashProtocol`` values.
-HASH_PROTOCOL_SHA1 = 1
+#: CERT_HASH_PROTOCOL_SHA1 ([MS-SSTP] 2.2.7): the codec's :class:`HashProtocol`, one type.
+HASH_PROTOCOL_SHA1 = HashProtocol.CERT_HASH_PROTOCOL_SHA1
 #: CERT_HASH_PROTOCOL_SHA256.
-HASH_PROTOCOL_SHA256 = 2
+HASH_PROTOCOL_SHA256 = HashProtocol.CERT_HASH_PROTOCOL_SHA256
 #: Length of the Higher-Layer Authentication Key, the CMK input ([MS-SSTP] 3.2.5.2).
 HLAK_LENGTH = 32
 #: Length of a CALL_CONNECTED packet with its Crypto Binding attribute.
@@ -62,9 +66,6 @@ _KEY_LENGTH = 16
 # pppd truncates secrets to MAXSECRETLEN bytes (auth.c get_secret).
 _PPPD_MAXSECRETLEN = 256
 
-# SSTP header (version 1.0, control), length 112, CALL_CONNECTED, one attribute,
-# then the attribute header: reserved, CRYPTO_BINDING (3), length 104.
-_CALL_CONNECTED_HEADER = bytes.fromhex("100100700004000100030068")
 _CMK_SEED = b"SSTP inner method derived CMK"
 
 # RFC 3079 3.4
@@ -135,7 +136,7 @@ def _sha1(*parts: bytes) -> bytes:
 
 def _check_length(name: str, value: bytes, length: int) -> None:
     if len(value) != length:
-        raise ValueError(f"{name} must be {length} bytes, not {len(value)}")
+        raise UsageError(f"{name} must be {length} bytes, not {len(value)}")
 
 
 def nt_password_hash(password: str) -> bytes:
@@ -206,7 +207,7 @@ def _password_hash(password: str | None, password_hash: bytes | None) -> bytes:
     if password is None and password_hash is not None:
         _check_length("password hash", password_hash, _KEY_LENGTH)
         return password_hash
-    raise ValueError("give exactly one of password and password_hash")
+    raise UsageError("give exactly one of password and password_hash")
 
 
 def mppe_keys_from_password_hash(password_hash: bytes, nt_response: bytes) -> tuple[bytes, bytes]:
@@ -258,13 +259,13 @@ def hlak(send_key: bytes | None = None, recv_key: bytes | None = None) -> bytes:
     return _fit(send_key or b"", half) + _fit(recv_key or b"", half)
 
 
-def _algorithm(hash_protocol: int) -> str:
+def _algorithm(hash_protocol: HashProtocol) -> str:
     """The hashlib name of a [MS-SSTP] hash protocol (SHA-1 is CERT_HASH_PROTOCOL_SHA1)."""
     if hash_protocol == HASH_PROTOCOL_SHA1:
         return "sha1"
     if hash_protocol == HASH_PROTOCOL_SHA256:
         return "sha256"
-    raise ValueError(f"hash protocol must be 1 (SHA-1) or 2 (SHA-256), not {hash_protocol!r}")
+    raise UsageError(f"hash protocol must be 1 (SHA-1) or 2 (SHA-256), not {hash_protocol!r}")
 
 
 def _digest_size(algorithm: str) -> int:
@@ -275,7 +276,7 @@ def _hmac(algorithm: str, key: bytes, message: bytes) -> bytes:
     return hmac.digest(key, message, algorithm)
 
 
-def cert_hash(der: bytes, hash_protocol: int) -> bytes:
+def cert_hash(der: bytes, hash_protocol: HashProtocol) -> bytes:
     """Return the 32-byte hash of the server's DER leaf certificate.
 
     SHA-1 (``hash_protocol`` 1) is zero-padded from 20 to 32 bytes; SHA-256 is 2.
@@ -283,7 +284,7 @@ def cert_hash(der: bytes, hash_protocol: int) -> bytes:
     return _fit(hashlib.new(_algorithm(hash_protocol), der).digest(), _FIELD_LENGTH)
 
 
-def cmk(hash_protocol: int, hlak: bytes) -> bytes:
+def cmk(hash_protocol: HashProtocol, hlak: bytes) -> bytes:
     """Return the Compound MAC Key ([MS-SSTP] 3.2.5.2).
 
     CMK = HMAC-H(HLAK, "SSTP inner method derived CMK" | LEN | 0x01), LEN the
@@ -296,7 +297,7 @@ def cmk(hash_protocol: int, hlak: bytes) -> bytes:
     return _hmac(algorithm, hlak, seed)
 
 
-def compound_mac(hash_protocol: int, hlak: bytes, message: bytes) -> bytes:
+def compound_mac(hash_protocol: HashProtocol, hlak: bytes, message: bytes) -> bytes:
     """Return the 32-byte Compound MAC: HMAC-H(CMK, message), zero-padded.
 
     ``message`` is the whole 112-byte CALL_CONNECTED with the MAC field zeroed.
@@ -305,7 +306,9 @@ def compound_mac(hash_protocol: int, hlak: bytes, message: bytes) -> bytes:
     return _fit(_hmac(algorithm, cmk(hash_protocol, hlak), message), _FIELD_LENGTH)
 
 
-def call_connected(hash_protocol: int, nonce: bytes, cert_hash: bytes, hlak: bytes) -> bytes:
+def call_connected(
+    hash_protocol: HashProtocol, nonce: bytes, cert_hash: bytes, hlak: bytes
+) -> bytes:
     """Return the complete 112-byte CALL_CONNECTED packet, Compound MAC filled in.
 
     ``hash_protocol`` is exactly one of 1 (SHA-1) or 2 (SHA-256); ``nonce`` is the
@@ -319,12 +322,17 @@ def call_connected(hash_protocol: int, nonce: bytes, cert_hash: bytes, hlak: byt
         cert_hash = _fit(cert_hash, _FIELD_LENGTH)
     _check_length("certificate hash", cert_hash, _FIELD_LENGTH)
     _check_length("HLAK", hlak, HLAK_LENGTH)
-    unsigned = (
-        _CALL_CONNECTED_HEADER
-        + bytes(3)
-        + bytes((hash_protocol,))
-        + nonce
-        + cert_hash
-        + bytes(_FIELD_LENGTH)
+    # Built by the codec (the 112-byte [MS-SSTP] 4.7 vector test holds it to the bytes):
+    # first with the MAC field zeroed, which is what the MAC covers, then with the MAC.
+    unsigned = _call_connected_packet(hash_protocol, nonce, cert_hash, bytes(_FIELD_LENGTH))
+    mac = compound_mac(hash_protocol, hlak, unsigned)
+    return _call_connected_packet(hash_protocol, nonce, cert_hash, mac)
+
+
+def _call_connected_packet(
+    hash_protocol: HashProtocol, nonce: bytes, cert_hash: bytes, mac: bytes
+) -> bytes:
+    binding = CryptoBinding(
+        hash_protocol=hash_protocol, nonce=nonce, cert_hash=cert_hash, compound_mac=mac
     )
-    return unsigned[:-_FIELD_LENGTH] + compound_mac(hash_protocol, hlak, unsigned)
+    return ControlPacket(message_type=MessageType.CALL_CONNECTED, attributes=(binding,)).encode()

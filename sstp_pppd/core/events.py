@@ -52,10 +52,15 @@ class Disconnected:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Aborted:
-    """CALL_ABORT sent by the machine (``local``) or received with ``status`` (0 if none)."""
+    """CALL_ABORT sent by the machine (``local``) or received with ``status`` (0 if none).
+
+    ``unframeable``: the server's bytes could not be framed as SSTP at all; then no
+    CALL_ABORT was sent ([MS-SSTP] 3.1.5.1) and ``ConnectionClosed`` follows at once.
+    """
 
     status: int
     local: bool
+    unframeable: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,7 +9,7 @@ Decisions the rest of the program relies on:
 
 * User input (host names, ``--uuid``, ``--proxy``) that cannot be used raises
   :class:`ValueError`; the command line turns it into ``ConfigError``.  Bytes from the
-  network raise only :class:`~sstp_pppd.errors.HttpError`.
+  network raise only :class:`~sstp_pppd.core.errors.HttpError`.
 * The response parser accepts bare LF line endings (RFC 9112 section 2.2 allows it)
   and skips interim 1xx responses; it rejects control characters, obsolete line
   folding (no SSTP server folds) and header blocks over :data:`MAX_HEADER_BYTES`.  It
@@ -28,7 +28,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from ..errors import HttpError
+from .errors import HttpError, UsageError
 
 #: The request URI of [MS-SSTP] 2.2.1 (the GUID's case is as the spec writes it).
 SSTP_URI = "/sra_{BA195980-CD49-458b-9E23-C84EE0ADCD75}/"
@@ -84,18 +84,18 @@ def _host_for_header(host: str, *, allow_port: bool) -> str:
         try:
             name = name.encode("idna").decode("ascii")
         except UnicodeError as exc:
-            raise ValueError(f"cannot encode host name {host!r}: {exc}") from None
+            raise UsageError(f"cannot encode host name {host!r}: {exc}") from None
     match = _HOST_RE.fullmatch(name)
     if match is None:
-        raise ValueError(f"invalid host name {host!r}")
+        raise UsageError(f"invalid host name {host!r}")
     if match.group(2) is not None and not allow_port:
-        raise ValueError(f"host name {host!r} must not include a port")
+        raise UsageError(f"host name {host!r} must not include a port")
     return name
 
 
 def _check_port(port: int) -> int:
     if not 1 <= port <= 65535:
-        raise ValueError(f"port {port} is out of range 1-65535")
+        raise UsageError(f"port {port} is out of range 1-65535")
     return port
 
 
@@ -113,7 +113,7 @@ def normalize_correlation_id(text: str) -> str:
     stripped = text.strip()
     inner = stripped[1:-1] if stripped.startswith("{") and stripped.endswith("}") else stripped
     if _GUID_RE.fullmatch(inner) is None:
-        raise ValueError(
+        raise UsageError(
             f"not a GUID: {text!r} (expected {{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}})"
         )
     return "{" + inner.upper() + "}"
@@ -150,7 +150,7 @@ def connect_request(
     lines = [f"CONNECT {target} HTTP/1.1", f"Host: {target}", "SSTPVERSION: 1.0"]
     if username is not None:
         if ":" in username:
-            raise ValueError("a proxy user name cannot contain ':' (RFC 7617)")
+            raise UsageError("a proxy user name cannot contain ':' (RFC 7617)")
         # surrogateescape: a name read from a non-UTF-8 environment keeps its bytes.
         credentials = f"{username}:{password or ''}".encode("utf-8", "surrogateescape")
         lines.append(f"Proxy-Authorization: Basic {base64.b64encode(credentials).decode()}")

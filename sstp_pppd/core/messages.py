@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from ..errors import FramingError, ProtocolError
+from .errors import FramingError, ProtocolError
 
 SSTP_VERSION = 0x10
 MAX_PACKET_LENGTH = 4095  # the length field has 12 bits
@@ -448,6 +448,14 @@ def call_connect_request() -> ControlPacket:
     """CALL_CONNECT_REQUEST for PPP (14 bytes on the wire)."""
     protocol_id = EncapsulatedProtocolId(protocol_id=PROTOCOL_ID_PPP)
     return ControlPacket(message_type=MessageType.CALL_CONNECT_REQUEST, attributes=(protocol_id,))
+
+
+def status_name(status: int) -> str:
+    """``INVALID_FRAME_RECEIVED`` for a known [MS-SSTP] 2.2.8 status, else ``status 77``."""
+    try:
+        return StatusCode(status).name
+    except ValueError:
+        return f"status {status}"
 
 
 def call_abort(status: int = StatusCode.NO_ERROR, attrib_id: int = 0) -> ControlPacket:

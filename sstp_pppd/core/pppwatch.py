@@ -20,6 +20,15 @@ import struct
 from collections.abc import Callable
 
 from . import crypto
+from .ppp import (
+    FIRST_LINK_PROTOCOL,
+    FIRST_NETWORK_CONTROL_PROTOCOL,
+    PROTO_CHAP,
+    PROTO_EAP,
+    PROTO_LCP,
+    PROTO_PAP,
+    ppp_protocol,
+)
 
 __all__ = [
     "AuthEvent",
@@ -30,10 +39,6 @@ __all__ = [
     "ppp_protocol",
 ]
 
-PROTO_LCP = 0xC021
-PROTO_PAP = 0xC023
-PROTO_CHAP = 0xC223
-PROTO_EAP = 0xC227
 
 # RFC 1994 / RFC 1334 / RFC 3748 codes, by protocol.
 _CHAP_CHALLENGE, _CHAP_RESPONSE, _CHAP_SUCCESS, _CHAP_FAILURE = 1, 2, 3, 4
@@ -117,19 +122,6 @@ class _MsChapV2:
     failure_message: bytes | None = None
 
 
-def ppp_protocol(frame: bytes) -> tuple[int, int]:
-    """Return (protocol, offset of the information field); protocol -1 if too short."""
-    start = 2 if frame[:2] == b"\xff\x03" else 0
-    if len(frame) <= start:
-        return -1, 0
-    first = frame[start]
-    if first & 1:  # RFC 1661 6.5: protocol field compression
-        return first, start + 1
-    if len(frame) <= start + 1:
-        return -1, 0
-    return (first << 8) | frame[start + 1], start + 2
-
-
 def _packet(frame: bytes, offset: int) -> tuple[int, int, bytes] | None:
     """Return (code, identifier, data) of an LCP-style packet, padding removed."""
     if len(frame) < offset + 4:
@@ -196,10 +188,14 @@ class AuthWatcher:
         if self.done:
             return None
         protocol, offset = ppp_protocol(frame)
-        if protocol < 0xC000:
+        if protocol < FIRST_LINK_PROTOCOL:
             # An NCP (IPCP, IPv6CP, CCP...) means pppd has entered the network phase,
             # which it does only after authentication succeeded (or none was needed).
-            return self._finish(self._network_phase()) if protocol >= 0x8000 else None
+            return (
+                self._finish(self._network_phase())
+                if protocol >= FIRST_NETWORK_CONTROL_PROTOCOL
+                else None
+            )
         packet = _packet(frame, offset)
         if packet is None:
             return None

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from .errors import UsageError
 from .handshake import DEFAULT_PROXY_PORT, _check_port, _host_for_header, _ip
 
 __all__ = ["ProxyConfig", "parse_proxy_url", "proxy_from_environment"]
@@ -41,18 +42,18 @@ def parse_proxy_url(url: str) -> ProxyConfig:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"invalid proxy URL {_redact(url)!r}: {exc}") from None
+        raise UsageError(f"invalid proxy URL {_redact(url)!r}: {exc}") from None
     if parts.scheme.lower() != "http":
-        raise ValueError(
+        raise UsageError(
             f"unsupported proxy URL {_redact(url)!r}: only http:// proxies are supported"
         )
     host = parts.hostname
     if not host:
-        raise ValueError(f"no host in proxy URL {_redact(url)!r}")
+        raise UsageError(f"no host in proxy URL {_redact(url)!r}")
     try:
         _host_for_header(host, allow_port=False)
     except ValueError:
-        raise ValueError(f"invalid host in proxy URL {_redact(url)!r}") from None
+        raise UsageError(f"invalid host in proxy URL {_redact(url)!r}") from None
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
     if username == "" and password is None:

@@ -1,65 +1,61 @@
 """asyncio protocols for the two ends of the relay: the TLS connection and pppd's pty.
 
-Backpressure runs both ways: when one side's write buffer is full, reading from the other
-side pauses, so memory stays bounded whichever end is slow.
+Each link hands what it reads to its owner through a narrow interface
+(:class:`ServerSide` or :class:`PppdSide`) and knows only its *peer* otherwise:
+backpressure runs both ways, when one side's write buffer is full, reading from the
+other side pauses, so memory stays bounded whichever end is slow.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from ..core.handshake import HttpResponse, ResponseParser
-from ..errors import SstpError
-
-if TYPE_CHECKING:
-    from .tunnel import Tunnel
-
-log = logging.getLogger(__name__)
+__all__ = ["HIGH_WATER", "LOW_WATER", "PppdSide", "PtyLink", "Reader", "ServerSide", "TlsLink"]
 
 #: Write-buffer limits: large enough to batch, small enough to bound memory per direction.
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
-#: Bytes asked of the pty per read: pppd writes whole HDLC frames; batch several.
-PTY_READ_SIZE = 64 * 1024
+
+
+class ServerSide(Protocol):
+    """What the TLS link tells its owner."""
+
+    def from_server(self, data: bytes) -> None: ...
+    def server_lost(self, exc: Exception | None) -> None: ...
+
+
+class PppdSide(Protocol):
+    """What the pty link tells its owner."""
+
+    def from_pppd(self, data: bytes) -> None: ...
+    def pppd_gone(self) -> None: ...
+
+
+class Reader(Protocol):
+    """A link's peer, as far as backpressure needs it."""
+
+    def pause_reading(self) -> None: ...
+    def resume_reading(self) -> None: ...
 
 
 class TlsLink(asyncio.Protocol):
     """The TLS connection to the server."""
 
-    def __init__(self, tunnel: Tunnel) -> None:
-        self.tunnel = tunnel
+    def __init__(self, owner: ServerSide) -> None:
+        self.owner = owner
+        #: Paused while this link cannot write fast enough (the pty link, once open).
+        self.peer: Reader | None = None
         self.transport: asyncio.Transport | None = None
-        self.http_parser: ResponseParser | None = None
-        self.http_response: asyncio.Future[HttpResponse] = tunnel.loop.create_future()
-        self._closed = tunnel.loop.create_future()
+        self._closed = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)  # type: ignore[union-attr]
 
     def data_received(self, data: bytes) -> None:
-        parser = self.http_parser
-        if parser is None:
-            self.tunnel.from_server(data)
-            return
-        if self.http_response.done():
-            # Between the response and the switch to SSTP: keep the bytes for later.
-            parser.trailing += data
-            return
-        try:
-            response = parser.feed(data)
-        except SstpError as exc:
-            self.fail_http(exc)
-            return
-        if response is not None:
-            self.http_response.set_result(response)
-
-    def fail_http(self, exc: Exception) -> None:
-        if not self.http_response.done():
-            self.http_response.set_exception(exc)
+        self.owner.from_server(data)
 
     def eof_received(self) -> bool | None:
         return None
@@ -67,15 +63,15 @@ class TlsLink(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._closed.done():
             self._closed.set_result(None)
-        self.tunnel.tls_lost(exc)
+        self.owner.server_lost(exc)
 
     def pause_writing(self) -> None:
-        if self.tunnel.pty is not None:
-            self.tunnel.pty.pause_reading()
+        if self.peer is not None:
+            self.peer.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.tunnel.pty is not None:
-            self.tunnel.pty.resume_reading()
+        if self.peer is not None:
+            self.peer.resume_reading()
 
     def write(self, data: bytes) -> None:
         if self.transport is not None and not self.transport.is_closing():
@@ -94,6 +90,8 @@ class TlsLink(asyncio.Protocol):
             self.transport.close()
 
     async def closed_wait(self, timeout: float) -> None:
+        if self.transport is None:
+            return  # never connected (the TLS handshake failed): nothing to wait for
         try:
             await asyncio.wait_for(asyncio.shield(self._closed), timeout)
         except TimeoutError:
@@ -106,7 +104,7 @@ class _PtyReader(asyncio.Protocol):
         self.link = link
 
     def data_received(self, data: bytes) -> None:
-        self.link.tunnel.from_pppd(data)
+        self.link.owner.from_pppd(data)
 
     def eof_received(self) -> bool | None:
         return None
@@ -114,7 +112,7 @@ class _PtyReader(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         # EIO on a pty master: the other side is closed. That is pppd leaving.
         if not self.link.closing:
-            self.link.tunnel.pppd_eof()
+            self.link.owner.pppd_gone()
 
 
 class _PtyWriter(asyncio.BaseProtocol):
@@ -122,39 +120,40 @@ class _PtyWriter(asyncio.BaseProtocol):
         self.link = link
 
     def pause_writing(self) -> None:
-        if self.link.tunnel.tls is not None:
-            self.link.tunnel.tls.pause_reading()
+        self.link.peer.pause_reading()
 
     def resume_writing(self) -> None:
-        if self.link.tunnel.tls is not None:
-            self.link.tunnel.tls.resume_reading()
+        self.link.peer.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.link.closing:
-            self.link.tunnel.pppd_eof()
+            self.link.owner.pppd_gone()
 
 
 class PtyLink:
     """pppd's line: our stdin/stdout in pty mode, the pty master in launch mode."""
 
-    def __init__(self, tunnel: Tunnel) -> None:
-        self.tunnel = tunnel
+    def __init__(self, owner: PppdSide, peer: Reader) -> None:
+        self.owner = owner
+        #: Paused while pppd does not read fast enough (the TLS link).
+        self.peer = peer
         self.closing = False
         self.reader: asyncio.ReadTransport | None = None
         self.writer: asyncio.WriteTransport | None = None
 
-    @classmethod
-    async def open(cls, tunnel: Tunnel, read_fd: int, write_fd: int) -> PtyLink:
-        """Take ownership of the two descriptors (they are closed with the link)."""
-        link = cls(tunnel)
-        loop = tunnel.loop
+    async def open(self, read_fd: int, write_fd: int) -> None:
+        """Take ownership of the two descriptors (they are closed with the link).
+
+        The writing side first: frames may come back for pppd as soon as the first
+        thing it wrote has been read.
+        """
+        loop = asyncio.get_running_loop()
         rfile: Any = os.fdopen(read_fd, "rb", buffering=0)
         wfile: Any = os.fdopen(write_fd, "wb", buffering=0)
-        link.reader, _ = await loop.connect_read_pipe(lambda: _PtyReader(link), rfile)
-        link.writer, _ = await loop.connect_write_pipe(lambda: _PtyWriter(link), wfile)
+        self.writer, _ = await loop.connect_write_pipe(lambda: _PtyWriter(self), wfile)
+        self.writer.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
         # asyncio reads 256 KiB at most per wakeup for pipes; that is plenty of batching.
-        link.writer.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
-        return link
+        self.reader, _ = await loop.connect_read_pipe(lambda: _PtyReader(self), rfile)
 
     def write(self, data: bytes) -> None:
         if self.writer is not None and not self.writer.is_closing():

@@ -7,10 +7,8 @@ in an argv, an environment or a file.
 from __future__ import annotations
 
 import asyncio
-import grp
 import logging
 import os
-import pwd
 import shutil
 import signal
 import tty
@@ -196,20 +194,3 @@ def describe_exit(status: int | None) -> str:
     if status < 0:
         return f"pppd was killed by signal {-status}"
     return PPPD_EXIT.get(status, f"pppd exited with status {status}")
-
-
-def drop_privileges(user: str | None, group: str | None) -> None:
-    """setgroups/setgid/setuid to the given user and group (pty mode, after setup)."""
-    if not user and not group:
-        return
-    try:
-        pw = pwd.getpwnam(user) if user else None
-        gid = grp.getgrnam(group).gr_gid if group else (pw.pw_gid if pw else os.getgid())
-        os.setgroups([])
-        os.setgid(gid)
-        if pw is not None:
-            os.setuid(pw.pw_uid)
-    except (KeyError, OSError) as exc:
-        log.warning("could not drop privileges to %s:%s: %s", user, group, exc)
-        return
-    log.info("dropped privileges to %s:%s", user or os.getuid(), group or gid)

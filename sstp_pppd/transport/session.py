@@ -1,8 +1,9 @@
 """One session from TCP connect to exit: connecting, pppd in launch mode, and cleanup.
 
-:class:`~sstp_pppd.tunnel.Tunnel` is the relay and its protocol glue; this adds the life
-cycle around it: TCP (or a proxy), TLS and the HTTP exchange, starting and supervising
-pppd, signals, and leaving nothing behind whatever the outcome.
+A :class:`Session` runs a :class:`~.tunnel.Tunnel` (the relay around the sans-IO
+client) and adds the life cycle around it: TCP (or a proxy), TLS, starting and
+supervising pppd, signals, and leaving nothing behind whatever the outcome. It is the
+one place that records how the session ends (:meth:`Session.record`).
 """
 
 from __future__ import annotations
@@ -16,42 +17,104 @@ import uuid
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
-from ..core.handshake import ResponseParser, check_sstp_response, new_correlation_id, sstp_request
+from ..config import Config
+from ..core.client import ClientConnection
+from ..core.errors import SstpError
+from ..core.handshake import new_correlation_id
+from ..core.pppwatch import PasswordLookup
 from ..errors import (
     AuthenticationError,
-    HttpError,
     Interrupted,
     PppdError,
     SstpPppdError,
     TlsError,
 )
+from ..host.privileges import drop_privileges
 from ..logsetup import NOTICE
-from .links import PtyLink, TlsLink
 from .net import open_tcp, open_via_proxy, proxy_for
 from .pppd import PPPD_AUTH_FAILED, PPPD_NORMAL, Pppd, describe_exit, find_pppd
 from .tls import check_pins, describe_failure, make_context, server_hostname
 from .tunnel import Tunnel
 
-log = logging.getLogger("sstp_pppd")
+__all__ = ["Session"]
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-#: [MS-SSTP] 3.2.4.1: the client waits this long for the HTTP response.
-HTTP_TIMEOUT = 60.0
+#: Until the pppd plugin's key channel exists, nothing can hand keys in: waiting for
+#: them would only delay CALL_CONNECTED, so unknown keys bind with zeros at once.
+KEY_WAIT = 0.0
 
 
-class Session(Tunnel):
-    """A Tunnel with its life cycle: ``await Session(config, lookup).run()``."""
+class Session:
+    """``await Session(config, lookup).run()``: raises how the session ended, if not well."""
 
-    supervisor: asyncio.Task[None] | None = None
+    def __init__(self, config: Config, password_lookup: PasswordLookup) -> None:
+        self.config = config
+        self.loop = asyncio.get_running_loop()
+        self.correlation_id = config.correlation_id or new_correlation_id(uuid.uuid4())
+        self.client = ClientConnection(
+            host=config.tls.name,
+            correlation_id=self.correlation_id,
+            password_lookup=password_lookup,
+            hello_interval=config.hello_interval,
+            key_wait=KEY_WAIT,
+        )
+        self.tunnel = Tunnel(self, self.client)
+        self.pppd: Pppd | None = None
+        self.supervisor: asyncio.Task[None] | None = None
+        self.acked = asyncio.Event()
+        self.done: asyncio.Future[None] = self.loop.create_future()
+        self.outcome: BaseException | None = None
+        self.auth_failure: str | None = None
+        self.stopping = False
+
+    # ----- the outcome: recorded here and nowhere else -------------------------------------
+
+    def record(self, error: BaseException | None) -> None:
+        """Keep ``error`` as the outcome unless one is known already (the first wins)."""
+        if self.outcome is None and error is not None:
+            self.outcome = error
+
+    def result(self) -> BaseException | None:
+        """The outcome; a refused login wins over what it caused (the server hanging up)."""
+        if self.auth_failure and not isinstance(self.outcome, AuthenticationError):
+            return AuthenticationError(f"PPP authentication failed ({self.auth_failure})")
+        return self.outcome
+
+    # ----- what the tunnel tells us (TunnelOwner) ----------------------------------------
+
+    def end(self, error: BaseException | None) -> None:
+        # Once the session is over, later reasons are consequences, not causes.
+        if not self.done.done():
+            self.record(error)
+            self.done.set_result(None)
+
+    def call_acked(self) -> None:
+        self.acked.set()
+
+    def call_up(self) -> None:
+        if self.config.pppd.priv_user or self.config.pppd.priv_group:
+            drop_privileges(self.config.pppd.priv_user, self.config.pppd.priv_group)
+
+    def auth_failed(self, explanation: str) -> None:
+        self.auth_failure = explanation
+
+    def pppd_gone(self) -> None:
+        if not self.stopping:
+            log.info("pppd ended the link")
+        self.shutdown()
+
+    # ----- the life cycle ------------------------------------------------------------------
 
     async def connect(self, sock: Any) -> None:
-        """TLS handshake on a connected socket, then the HTTP SSTP_DUPLEX_POST exchange."""
+        """TLS handshake on a connected socket, then the HTTP SSTP_DUPLEX_POST request."""
         cfg = self.config
         ctx = make_context(cfg)
         try:
-            transport, link = await self.loop.create_connection(
-                lambda: TlsLink(self),
+            transport, _ = await self.loop.create_connection(
+                self.tunnel.tls_protocol,
                 sock=sock,
                 ssl=ctx,
                 server_hostname=server_hostname(cfg),
@@ -61,50 +124,32 @@ class Session(Tunnel):
             if isinstance(exc, TimeoutError):
                 raise TlsError("TLS: the server did not complete the handshake in time") from exc
             raise TlsError(describe_failure(exc, cfg)) from exc
-        self.tls = link
         ssl_obj = transport.get_extra_info("ssl_object")
-        self.cert_der = ssl_obj.getpeercert(binary_form=True) or b""
-        check_pins(self.cert_der, cfg.pins)
+        cert_der = ssl_obj.getpeercert(binary_form=True) or b""
+        check_pins(cert_der, cfg.tls.pins)
         log.log(
             NOTICE,
             "TLS established: %s, %s, certificate %s",
             ssl_obj.version(),
             ssl_obj.cipher()[0] if ssl_obj.cipher() else "?",
-            "pinned" if cfg.pins else ("NOT verified" if cfg.insecure else "verified"),
+            "pinned" if cfg.tls.pins else ("NOT verified" if cfg.tls.insecure else "verified"),
         )
-        guid = cfg.correlation_id or new_correlation_id(uuid.uuid4())
-        parser = ResponseParser()
-        link.http_parser = parser
-        link.write(sstp_request(cfg.tls_name, guid))
-        log.info("sent SSTP_DUPLEX_POST, correlation id %s", guid)
-        try:
-            response = await asyncio.wait_for(link.http_response, HTTP_TIMEOUT)
-        except TimeoutError:
-            raise HttpError(
-                f"the server did not answer the HTTP request within {HTTP_TIMEOUT:.0f} s"
-            ) from None
-        for warning in check_sstp_response(response):
-            log.warning("%s", warning)
-        log.info("HTTP %d %s", response.status, response.reason)
-        link.http_parser = None
-        self.conn.start(self.loop.time())
-        self.flush()
-        if parser.trailing:
-            self.from_server(parser.trailing)
+        self.tunnel.start(cert_der)
+        log.info("sent SSTP_DUPLEX_POST, correlation id %s", self.correlation_id)
 
     async def supervise_pppd(self, pppd: Pppd) -> None:
         status = await pppd.process.wait()
         log.info("%s", describe_exit(status))
-        if status == PPPD_AUTH_FAILED or self.auth_failed:
-            self.outcome = self.outcome or AuthenticationError(
-                f"PPP authentication failed ({self.auth_failed or describe_exit(status)})"
+        if status == PPPD_AUTH_FAILED or self.auth_failure:
+            self.record(
+                AuthenticationError(
+                    f"PPP authentication failed ({self.auth_failure or describe_exit(status)})"
+                )
             )
         elif status not in PPPD_NORMAL and not self.stopping:
-            self.outcome = self.outcome or PppdError(describe_exit(status))
-        elif not self.connected and not self.stopping:
-            self.outcome = self.outcome or PppdError(
-                f"{describe_exit(status)} before the tunnel was up"
-            )
+            self.record(PppdError(describe_exit(status)))
+        elif not self.client.call_connected and not self.stopping:
+            self.record(PppdError(f"{describe_exit(status)} before the tunnel was up"))
         self.stopping = True
         self.shutdown()
 
@@ -125,29 +170,28 @@ class Session(Tunnel):
             sock = await self.race(opening)
             await self.race(self.connect(sock))
             if cfg.nolaunchpppd:
-                self.pty = await PtyLink.open(self, os.dup(0), os.dup(1))
+                # pppd is already talking: what it sends before the ACK is held by the core.
+                await self.tunnel.open_pty(os.dup(0), os.dup(1))
                 await self.race(self.acked.wait())
             else:
                 await self.race(self.acked.wait())
                 self.pppd = await Pppd.start(
-                    find_pppd(cfg.pppd),
-                    user=cfg.user,
-                    password=cfg.password,
-                    ipparam=cfg.ipparam,
-                    options=cfg.pppd_options,
+                    find_pppd(cfg.pppd.path),
+                    user=cfg.pppd.user,
+                    password=cfg.pppd.password,
+                    ipparam=cfg.pppd.ipparam,
+                    options=cfg.pppd.options,
                 )
                 master = self.pppd.take_master()
-                self.pty = await PtyLink.open(self, master, os.dup(master))
+                await self.tunnel.open_pty(master, os.dup(master))
                 # Kept referenced: the loop holds tasks only weakly.
                 self.supervisor = self.loop.create_task(self.supervise_pppd(self.pppd))
-            self.start_relay()
             await self.done
         finally:
             await self.cleanup()
-        if self.auth_failed and not isinstance(self.outcome, AuthenticationError):
-            self.outcome = AuthenticationError(f"PPP authentication failed ({self.auth_failed})")
-        if self.outcome is not None:
-            raise self.outcome
+        outcome = self.result()
+        if outcome is not None:
+            raise outcome
 
     async def race(self, aw: Awaitable[T]) -> T:
         """Await ``aw`` unless the session ends first (a signal, a fatal event)."""
@@ -157,25 +201,35 @@ class Session(Tunnel):
         if task.done():
             return task.result()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, SstpPppdError, OSError):
+        with contextlib.suppress(asyncio.CancelledError, SstpPppdError, SstpError, OSError):
             await task
         if self.outcome is not None:
             raise self.outcome
         raise Interrupted("interrupted")
 
+    def shutdown(self, signum: int | None = None) -> None:
+        """Graceful end: stop pppd (launch mode), then CALL_DISCONNECT and wait for the ACK."""
+        if signum is not None:
+            if self.stopping:
+                log.warning("second signal: closing at once")
+                self.end(Interrupted("interrupted"))
+                return
+            log.log(NOTICE, "signal %s: disconnecting", signal.Signals(signum).name)
+            if not self.client.call_connected:
+                self.record(Interrupted("interrupted before the tunnel was up"))
+        self.stopping = True
+        self.tunnel.expect_close()
+        if self.pppd is not None and self.pppd.process.returncode is None:
+            # pppd sends LCP Terminate through us and exits; supervise_pppd() goes on.
+            self.pppd.process.send_signal(signal.SIGTERM)
+            return
+        self.tunnel.disconnect()
+
     async def cleanup(self) -> None:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             self.loop.remove_signal_handler(signum)
-        if self._timer is not None:
-            self._timer.cancel()
-        if self.pty is not None:
-            # Closing the master first hangs up pppd's line: a pppd still running here
-            # has no link left, and would otherwise send LCP Terminate-Requests into the
-            # void for two 3 s timeouts before it exits.
-            self.pty.close()
+        self.tunnel.hang_up()
         if self.pppd is not None:
             status = await self.pppd.stop()
             log.debug("pppd reaped: %s", describe_exit(status))
-        if self.tls is not None:
-            self.tls.close()
-            await self.tls.closed_wait(2.0)
+        await self.tunnel.close_tls()

@@ -14,23 +14,23 @@ from ..errors import ConfigError, TlsError
 def make_context(config: Config) -> ssl.SSLContext:
     """A client context: chain and hostname verified unless --insecure, TLS >= 1.2."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.minimum_version = config.tls_min_version
-    if config.insecure:
+    ctx.minimum_version = config.tls.min_version
+    if config.tls.insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
         return ctx
     try:
-        if config.ca_cert or config.ca_path:
+        if config.tls.ca_cert or config.tls.ca_path:
             # An explicit CA means exactly that CA: a private VPN CA must not be widened
             # to every public CA in the system store.
-            ctx.load_verify_locations(cafile=config.ca_cert, capath=config.ca_path)
+            ctx.load_verify_locations(cafile=config.tls.ca_cert, capath=config.tls.ca_path)
         else:
             ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        if config.crl_file:
-            ctx.load_verify_locations(cafile=config.crl_file)
+        if config.tls.crl_file:
+            ctx.load_verify_locations(cafile=config.tls.crl_file)
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-        if config.crl_path:
-            ctx.load_verify_locations(capath=config.crl_path)
+        if config.tls.crl_path:
+            ctx.load_verify_locations(capath=config.tls.crl_path)
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load the CA/CRL files: {exc}") from exc
@@ -44,7 +44,7 @@ def server_hostname(config: Config) -> str:
 
     Python sends no SNI for an address, which is right: RFC 6066 forbids addresses in SNI.
     """
-    return config.tls_name
+    return config.tls.name
 
 
 def check_pins(der: bytes, pins: tuple[Pin, ...]) -> None:
@@ -74,7 +74,7 @@ def describe_failure(exc: BaseException, config: Config) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError):
         code = exc.verify_code
         msg = exc.verify_message or str(exc)
-        name = config.tls_name
+        name = config.tls.name
         if code == 62 or "Hostname mismatch" in msg or "IP address mismatch" in msg:
             what = "address" if _is_address(name) else "name"
             return (
@@ -83,20 +83,20 @@ def describe_failure(exc: BaseException, config: Config) -> str:
             )
         if code in (18, 19):
             # Pins are checked after the chain, so "pin it" alone would fail the same way.
-            if config.pins:
+            if config.tls.pins:
                 return (
                     "TLS: the server certificate is self-signed and not trusted: a pin is "
                     "checked only after the chain, so add --insecure to let the pin alone "
                     "authenticate it, or give its CA with --ca-cert FILE"
                 )
-            given = config.ca_cert or config.ca_path
+            given = config.tls.ca_cert or config.tls.ca_path
             src = f"not in {given}" if given else "not trusted"
             return (
                 f"TLS: the server certificate is self-signed and {src}: give its CA "
                 "with --ca-cert FILE, or pin it with --insecure --pin-sha256 SHA256"
             )
         if code in (2, 20, 21):
-            src = config.ca_cert or config.ca_path or "the system CA store"
+            src = config.tls.ca_cert or config.tls.ca_path or "the system CA store"
             return (
                 f"TLS: the server certificate was not issued by a CA in {src}: give the "
                 f"right CA with --ca-cert FILE ({msg})"
@@ -111,7 +111,7 @@ def describe_failure(exc: BaseException, config: Config) -> str:
     if isinstance(exc, ssl.SSLError):
         reason = exc.reason or str(exc)
         if "VERSION" in reason.upper() or "PROTOCOL" in reason.upper():
-            lowest = "1.3" if config.tls_min_version >= ssl.TLSVersion.TLSv1_3 else "1.2"
+            lowest = "1.3" if config.tls.min_version >= ssl.TLSVersion.TLSv1_3 else "1.2"
             return (
                 f"TLS: no common protocol version with the server ({reason}); the server "
                 f"may only speak TLS below {lowest} (--tls-min-version)"

@@ -29,17 +29,19 @@ from sstp_pppd.core.connection import (
     PppFrames,
     State,
 )
+from sstp_pppd.core.errors import ProtocolError, SstpError
 from sstp_pppd.core.messages import HashProtocol, StatusCode
-from sstp_pppd.errors import ProtocolError, SstpError
+
+from .. import vectors
 
 H = bytes.fromhex
 
 # [MS-SSTP] 4.7 (SHA-256); the HLAK halves are sstp-client's sstp_test_sha256.
-NONCE = H("412B489AEBD7ECC7D08966F26BE7CD72B231A0E9210D7C91B308862B0344C435")
-CERT_HASH = H("7993EF314C493DACE9F02D60E7E61C84B6690AAFE9D7AEEA92CBBE8AD599422D")
-HLAK = H("2A1BB40D55AB0F5EF32F06F2B3CC73C4") + H("8FD3FAC41D7A1315A19228D9024CA164")
-CMAC = H("52A68EFD8CFFBF52770B8F0FE8EC73716583AF6D611EB6D179B3B20840985449")
-CALL_CONNECTED_SHA256 = H("100100700004000100030068 00000002") + NONCE + CERT_HASH + CMAC
+NONCE = vectors.NONCE
+CERT_HASH = vectors.CERT_HASH
+HLAK = vectors.SSTP_HLAK
+CMAC = vectors.CMAC
+CALL_CONNECTED_SHA256 = vectors.CALL_CONNECTED
 
 
 # -- wire bytes by hand ([MS-SSTP] 2.2) ---------------------------------------------------
@@ -81,7 +83,7 @@ def disconnect(status: int = 0) -> bytes:
     return control(6, status_info(status))
 
 
-REQUEST = H("1001000E 0001 0001 0001 0006 0001")  # [MS-SSTP] 4.7
+REQUEST = vectors.CALL_CONNECT_REQUEST  # [MS-SSTP] 4.7
 NAK = control(3, status_info(StatusCode.VALUE_NOT_SUPPORTED, attrib_id=1))
 DISCONNECT_ACK = control(7)
 ECHO_REQUEST = control(8)
@@ -486,7 +488,7 @@ def test_unframeable_bytes_close_silently(state: State, garbage: bytes) -> None:
     relayed = [PppFrames(frames=[LCP])] if state in LIVE[1:] else []
     assert events == [
         *relayed,
-        Aborted(status=StatusCode.INVALID_FRAME_RECEIVED, local=True),
+        Aborted(status=StatusCode.INVALID_FRAME_RECEIVED, local=True, unframeable=True),
         ConnectionClosed(),
     ]
     tw(conn, b"")

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sstp_pppd.core.errors import HttpError
 from sstp_pppd.core.handshake import (
     DEFAULT_PROXY_PORT,
     MAX_HEADER_BYTES,
@@ -23,7 +24,7 @@ from sstp_pppd.core.handshake import (
     sstp_request,
 )
 from sstp_pppd.core.proxy import ProxyConfig, parse_proxy_url, proxy_from_environment
-from sstp_pppd.errors import ExitCode, HttpError
+from sstp_pppd.errors import ExitCode, exit_code_of
 
 GUID = "{BA195980-CD49-458B-9E23-C84EE0ADCD75}"
 
@@ -225,7 +226,7 @@ def test_accel_404_and_501() -> None:
     with pytest.raises(HttpError) as info:
         check_sstp_response(resp)
     assert info.value.status == 404
-    assert info.value.exit_code == ExitCode.HTTP
+    assert exit_code_of(info.value) == ExitCode.HTTP
     assert str(info.value) == (
         "the server answered the SSTP request with 404 Not Found: the server does not "
         "serve SSTP at this address (wrong port or path?)"

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from sstp_pppd.core.errors import FramingError, ProtocolError, SstpError
 from sstp_pppd.core.messages import (
     MAX_DATA_PAYLOAD,
     AttributeId,
@@ -33,14 +34,15 @@ from sstp_pppd.core.messages import (
     echo_response,
     encode_data,
 )
-from sstp_pppd.errors import FramingError, ProtocolError, SstpError
+
+from .. import vectors
 
 H = bytes.fromhex
 
-# [MS-SSTP] 4.7 / shared/protocol.md section 4, vector A.
-NONCE = H("412B489AEBD7ECC7D08966F26BE7CD72B231A0E9210D7C91B308862B0344C435")
-CERT_HASH = H("7993EF314C493DACE9F02D60E7E61C84B6690AAFE9D7AEEA92CBBE8AD599422D")
-CMAC = H("52A68EFD8CFFBF52770B8F0FE8EC73716583AF6D611EB6D179B3B20840985449")
+# [MS-SSTP] 4.7 / shared/protocol.md section 4, vector A (tests/vectors.py).
+NONCE = vectors.NONCE
+CERT_HASH = vectors.CERT_HASH
+CMAC = vectors.CMAC
 
 CONNECT_REQUEST = H("10 01 00 0E 00 01 00 01 00 01 00 06 00 01")
 CONNECT_ACK = H("10 01 00 30 00 02 00 01 00 04 00 28 00 00 00 03") + NONCE

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from sstp_pppd.core import hdlc
 from sstp_pppd.core.connection import Connection, PppFrames, State
-from sstp_pppd.errors import SstpError
+from sstp_pppd.core.errors import UsageError
 from tests.core.test_connection import (
     ECHO_REQUEST,
     ECHO_RESPONSE,
@@ -91,5 +91,5 @@ def test_send_data_packets_queues_what_send_ppp_frame_would() -> None:
 def test_send_data_packets_refused_before_the_ack() -> None:
     conn = requested()
     assert conn.state is State.CLIENT_CONNECT_REQUEST_SENT
-    with pytest.raises(SstpError, match="cannot send PPP frames"):
+    with pytest.raises(UsageError, match="cannot send PPP frames"):
         conn.send_data_packets(data(b"x"))
