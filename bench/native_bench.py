@@ -4,10 +4,10 @@
                                            [--connects K] [--plot FILE] [--json FILE]
 
 Both clients run in pty mode (``--nolaunchpppd``), as pppd's ``pty`` option would run them,
-with their stdin/stdout on the slave of a raw pty. This process's children play the two
-other parties, cheaply enough that neither limits the client:
+with their stdin/stdout on the master of a pty whose slave is raw. This process's children
+play the two other parties, cheaply enough that neither limits the client:
 
-- a *pppd peer* on the pty master: it writes a precomputed RFC 1662 byte stream (frames
+- a *pppd peer* on the pty slave: it writes a precomputed RFC 1662 byte stream (frames
   escaped with ACCM 0, as pppd does once LCP is up) in 1 MiB writes, or reads what the
   client writes and looks only for the end marker frame;
 - a *TLS SSTP server* on 127.0.0.1 (a fresh process per session): it answers the HTTP
@@ -352,6 +352,7 @@ class Bench:
         #: "profile" (sstp-pppd under cProfile) or "strace" (both under strace -c -f).
         self.wrap = wrap
         self.outputs: list[tuple[str, str, Path]] = []
+        self.client_on_slave = False
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert, key = make_cert(workdir)
         self.ctx.load_cert_chain(cert, key)
@@ -419,6 +420,9 @@ class Bench:
         port = listener.getsockname()[1]
         master, slave = os.openpty()
         tty.setraw(slave)
+        # As pppd's pty option does: the client gets the master, pppd keeps the slave
+        # (with its ppp_async line discipline there). --client-on-slave swaps them.
+        client_fd, peer_fd = (slave, master) if self.client_on_slave else (master, slave)
         server_end, server_report = self.mp.Pipe()
         peer_end, peer_report = self.mp.Pipe()
         procs = []
@@ -429,19 +433,19 @@ class Bench:
             srv = self.mp.Process(
                 target=serve, args=(listener, self.ctx, "sink", server_report, [], expected)
             )
-            peer = self.mp.Process(target=peer_up, args=(master, stream, peer_report))
+            peer = self.mp.Process(target=peer_up, args=(peer_fd, stream, peer_report))
         elif mode == "down":
             assert frames is not None
             payload = self.cached("sstp", frames, sstp_stream)
             srv = self.mp.Process(
                 target=serve, args=(listener, self.ctx, "source", server_report, payload, 0)
             )
-            peer = self.mp.Process(target=peer_down, args=(master, peer_report))
+            peer = self.mp.Process(target=peer_down, args=(peer_fd, peer_report))
         else:
             srv = self.mp.Process(
                 target=serve, args=(listener, self.ctx, "lcp", server_report, [], 0)
             )
-            peer = self.mp.Process(target=peer_connect, args=(master, peer_report))
+            peer = self.mp.Process(target=peer_connect, args=(peer_fd, peer_report))
         procs = [srv, peer]
         srv.start()
         log = open(self.logs / f"{self.count:03d}-{client}-{mode}.log", "wb")
@@ -451,15 +455,15 @@ class Bench:
             env["PYTHONPATH"] = str(self.source)
         proc = subprocess.Popen(
             self.command(client, port, mode),
-            stdin=slave,
-            stdout=slave,
+            stdin=client_fd,
+            stdout=client_fd,
             stderr=log,
             close_fds=True,
             env=env,
             cwd=self.source or REPO,  # python -m puts the working directory first
         )
         peer.start()
-        os.close(slave)
+        os.close(client_fd)
         listener.close()
         result: dict[str, float] = {}
         try:
@@ -506,7 +510,7 @@ class Bench:
                 if p.is_alive():
                     p.kill()
                     p.join()
-            os.close(master)
+            os.close(peer_fd)
             log.close()
         return result
 
@@ -617,6 +621,11 @@ def main() -> int:
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "native_bench.png")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
+        "--client-on-slave",
+        action="store_true",
+        help="give the clients the pty slave (the first runs did; pppd gives them the master)",
+    )
+    parser.add_argument(
         "--wrap",
         choices=("profile", "strace"),
         help="diagnosis, not figures: sstp-pppd under cProfile, or both under strace -c -f",
@@ -631,6 +640,7 @@ def main() -> int:
     clients = args.clients.split(",")
     workdir = Path(tempfile.mkdtemp(prefix="native-bench-"))
     bench = Bench(workdir, args.source, args.wrap)
+    bench.client_on_slave = args.client_on_slave
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()}")
     print(f"# logs in {bench.logs}; sstp-pppd from {args.source or REPO}")
     mixes = {m: make_frames(frame_sizes(m, args.mbytes * 10**6)) for m in args.mix.split(",")}
