@@ -2,27 +2,31 @@
 
 Every failure ends in one line on the log (stderr or syslog) and an exit code from
 :class:`sstp_pppd.errors.ExitCode`; no traceback reaches the user.
+
+Only what parsing the command line needs is imported at the top: ``--version`` and
+``--help`` must answer at once (pppd's ``pty`` option starts us for every connect, and in
+a small VM every import costs), so logging, asyncio, TLS and the session come in later.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import sys
-from collections.abc import Sequence
 
 from . import __version__
-from .config import Config, build_config
 from .core.errors import SstpError
 from .errors import ConfigError, ExitCode, SstpPppdError, exit_code_of
-from .logsetup import NOTICE, setup_logging
 from .options import help_text, parse_args
-from .secrets import password_lookup
-from .transport.session import Session
+
+# typing itself costs milliseconds to import; mypy knows this name.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from .config import Config
 
 # Every module logs to getLogger(__name__); here __name__ is "__main__" under
 # ``python -m sstp_pppd.cli``, outside the "sstp_pppd" tree the handlers hang on.
-log = logging.getLogger("sstp_pppd.cli")
+LOGGER = "sstp_pppd.cli"
 
 
 def scrub_argv(secrets: Sequence[str]) -> bool:
@@ -72,6 +76,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if parsed.url_password:
             secret_words.append(parsed.url_password)
         scrubbed = scrub_argv(secret_words)
+        # Deferred imports (see the module docstring): nothing below is needed for --version.
+        from .config import build_config  # noqa: PLC0415
+        from .logsetup import setup_logging  # noqa: PLC0415
+
         config = build_config(parsed)
         setup_logging(config)
     except ConfigError as exc:
@@ -80,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         sys.stderr.write(f"sstp-pppd: cannot open the log: {exc}\n")
         return ExitCode.USAGE
+    import logging  # noqa: PLC0415
+
+    log = logging.getLogger(LOGGER)
     for warning in config.warnings:
         log.warning("%s", warning)
     if not scrubbed:
@@ -88,6 +99,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(config: Config) -> int:
+    import asyncio  # noqa: PLC0415
+    import logging  # noqa: PLC0415
+
+    from .logsetup import NOTICE  # noqa: PLC0415
+    from .secrets import password_lookup  # noqa: PLC0415
+    from .transport.session import Session  # noqa: PLC0415
+
+    log = logging.getLogger(LOGGER)
+
     async def session() -> None:
         await Session(config, password_lookup(config.pppd.password)).run()
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from typing import assert_never
 
-from . import crypto
+from . import crypto, hdlc
 from .client_events import (
     KEEPALIVE_ENDED,
     BindingAccepted,
@@ -198,6 +198,39 @@ class ClientConnection:
             except UsageError:
                 break  # the call is ending: pppd's frames have nowhere to go
         return events
+
+    def packets_from_pppd(self, packets: bytes, now: float) -> list[ClientEvent]:
+        """pppd's frames as consecutive SSTP data packets (``hdlc.PacketDecoder`` output).
+
+        The relay's batch path: once no frame is held and the watcher is gone, the batch
+        is queued as it is, with no Python object per frame; until then it goes through
+        :meth:`frames_from_pppd` frame by frame.
+        """
+        if self._held is not None or self._watcher is not None:
+            return self.frames_from_pppd(hdlc.split_packets(packets), now)
+        try:
+            self._conn.send_data_packets(packets)
+        except UsageError:
+            pass  # the call is ending: pppd's frames have nowhere to go
+        return []
+
+    def receive_stream(self, data: bytes, now: float) -> tuple[bytes, list[ClientEvent]]:
+        """:meth:`receive_data`, with the frames for pppd as one RFC 1662 stream first.
+
+        Once the binding is accepted (nothing left to watch), the data packets that lead
+        ``data`` come back HDLC-encoded (full ACCM) in one ``bytes``, built in C when the
+        accelerator is there; the events of the rest follow, their ``PppFrames`` after
+        the stream. Before that, the stream is empty and this is :meth:`receive_data`.
+        """
+        if self._parser is not None or not self._binding_accepted:
+            return b"", self.receive_data(data, now)
+        stream, events = self._conn.receive_hdlc(data, now)
+        if not events:
+            return stream, []
+        first = events[0]
+        if len(events) == 1 and type(first) is PppFrames:
+            return stream, [first]
+        return stream, self._digest(events, now)
 
     def keys_received(self, send_key: bytes, recv_key: bytes, now: float) -> list[ClientEvent]:
         """Keys from pppd (the plugin): MS-CHAPv2's send and receive keys, or an MSK.

@@ -48,7 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
-from . import crypto, messages
+from . import crypto, hdlc, messages
 from .errors import FramingError, ProtocolError, UsageError
 from .events import (
     Aborted,
@@ -257,6 +257,37 @@ class Connection:
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` is next due, or ``None``."""
         return self._deadline
+
+    # ----- the relay's batch path (one call per read; see hdlc.PacketDecoder) ----------
+
+    def send_data_packets(self, packets: bytes) -> None:
+        """Queue SSTP data packets already framed (``hdlc.PacketDecoder`` output).
+
+        The batch form of :meth:`send_ppp_frame`, allowed in the same states.
+        """
+        if self._state not in _SEND_DATA_STATES:
+            raise UsageError(f"cannot send PPP frames in state {self._state.name}")
+        self._out += packets
+
+    def receive_hdlc(self, data: bytes, now: float) -> tuple[bytes, list[Event]]:
+        """:meth:`receive_data` for the connected call, with frames ready for pppd.
+
+        Returns the frames of the data packets that lead ``data`` as one RFC 1662 stream
+        (full ACCM, as :func:`hdlc.encode_frames` makes it), built without a Python
+        object per frame, and the events of whatever follows (a control packet and
+        everything after it go through :meth:`receive_data`, so their ``PppFrames`` come
+        after the stream). Before CALL_CONNECTED it is :meth:`receive_data` alone.
+        """
+        if self._state is not State.CLIENT_CALL_CONNECTED:
+            return b"", self.receive_data(data, now)
+        buf = self._decoder.take() + data if self._decoder.buffered else data
+        stream, used = hdlc.encode_packets(buf)
+        if used:
+            # Traffic is what keeps the call alive ([MS-SSTP] 3.1.2.2's hello timer).
+            self._arm(Input.HELLO_TIMER, now)
+        if used == len(buf):
+            return stream, []
+        return stream, self.receive_data(buf[used:], now)
 
     def handle_timer(self, now: float) -> list[Event]:
         """Fire every timer due at ``now``."""

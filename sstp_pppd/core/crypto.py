@@ -3,7 +3,9 @@
 Pure functions, no state. The layers are:
 
 * RFC 1320 :func:`md4`, because ``hashlib.new("md4")`` fails on OpenSSL 3 and
-  ``cryptography`` has no MD4 at all;
+  ``cryptography`` has no MD4 at all (SHA-1, SHA-256 and HMAC come from the
+  standard library's hashlib and hmac: importing ``cryptography`` would cost
+  start-up time and memory for nothing);
 * RFC 2759 (MS-CHAPv2) :func:`nt_password_hash`, :func:`challenge_hash` and
   :func:`generate_authenticator_response`, used to check the server's Success;
 * RFC 3079 section 3 :func:`mschapv2_mppe_keys`, the client's MPPE master keys;
@@ -20,9 +22,9 @@ Nothing here logs, and no value derived from a password is kept beyond the call.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
-
-from cryptography.hazmat.primitives import hashes, hmac
 
 from .errors import UsageError
 from .messages import ControlPacket, CryptoBinding, HashProtocol, MessageType
@@ -126,10 +128,10 @@ def md4(data: bytes) -> bytes:
 
 
 def _sha1(*parts: bytes) -> bytes:
-    digest = hashes.Hash(hashes.SHA1())  # noqa: S303 - mandated by RFC 2759/3079
+    digest = hashlib.sha1(usedforsecurity=False)  # mandated by RFC 2759/3079
     for part in parts:
         digest.update(part)
-    return digest.finalize()
+    return digest.digest()
 
 
 def _check_length(name: str, value: bytes, length: int) -> None:
@@ -257,18 +259,21 @@ def hlak(send_key: bytes | None = None, recv_key: bytes | None = None) -> bytes:
     return _fit(send_key or b"", half) + _fit(recv_key or b"", half)
 
 
-def _algorithm(hash_protocol: HashProtocol) -> hashes.HashAlgorithm:
+def _algorithm(hash_protocol: HashProtocol) -> str:
+    """The hashlib name of a [MS-SSTP] hash protocol (SHA-1 is CERT_HASH_PROTOCOL_SHA1)."""
     if hash_protocol == HASH_PROTOCOL_SHA1:
-        return hashes.SHA1()  # noqa: S303 - [MS-SSTP] CERT_HASH_PROTOCOL_SHA1
+        return "sha1"
     if hash_protocol == HASH_PROTOCOL_SHA256:
-        return hashes.SHA256()
+        return "sha256"
     raise UsageError(f"hash protocol must be 1 (SHA-1) or 2 (SHA-256), not {hash_protocol!r}")
 
 
-def _hmac(algorithm: hashes.HashAlgorithm, key: bytes, message: bytes) -> bytes:
-    mac = hmac.HMAC(key, algorithm)
-    mac.update(message)
-    return mac.finalize()
+def _digest_size(algorithm: str) -> int:
+    return 20 if algorithm == "sha1" else 32
+
+
+def _hmac(algorithm: str, key: bytes, message: bytes) -> bytes:
+    return hmac.digest(key, message, algorithm)
 
 
 def cert_hash(der: bytes, hash_protocol: HashProtocol) -> bytes:
@@ -276,9 +281,7 @@ def cert_hash(der: bytes, hash_protocol: HashProtocol) -> bytes:
 
     SHA-1 (``hash_protocol`` 1) is zero-padded from 20 to 32 bytes; SHA-256 is 2.
     """
-    digest = hashes.Hash(_algorithm(hash_protocol))
-    digest.update(der)
-    return _fit(digest.finalize(), _FIELD_LENGTH)
+    return _fit(hashlib.new(_algorithm(hash_protocol), der).digest(), _FIELD_LENGTH)
 
 
 def cmk(hash_protocol: HashProtocol, hlak: bytes) -> bytes:
@@ -290,7 +293,7 @@ def cmk(hash_protocol: HashProtocol, hlak: bytes) -> bytes:
     """
     algorithm = _algorithm(hash_protocol)
     _check_length("HLAK", hlak, HLAK_LENGTH)
-    seed = _CMK_SEED + struct.pack("<H", algorithm.digest_size) + b"\x01"
+    seed = _CMK_SEED + struct.pack("<H", _digest_size(algorithm)) + b"\x01"
     return _hmac(algorithm, hlak, seed)
 
 
@@ -315,7 +318,7 @@ def call_connected(
     """
     _algorithm(hash_protocol)
     _check_length("nonce", nonce, _NONCE_LENGTH)
-    if hash_protocol == HASH_PROTOCOL_SHA1 and len(cert_hash) == hashes.SHA1.digest_size:
+    if hash_protocol == HASH_PROTOCOL_SHA1 and len(cert_hash) == _digest_size("sha1"):
         cert_hash = _fit(cert_hash, _FIELD_LENGTH)
     _check_length("certificate hash", cert_hash, _FIELD_LENGTH)
     _check_length("HLAK", hlak, HLAK_LENGTH)

@@ -28,6 +28,7 @@ import functools
 from collections.abc import Iterable
 
 __all__ = [
+    "ACCELERATED",
     "ACCM_ALL",
     "DEFAULT_MAX_LENGTH",
     "ESCAPE",
@@ -35,9 +36,14 @@ __all__ = [
     "GOOD_FCS",
     "INITIAL_FCS",
     "Decoder",
+    "PacketDecoder",
+    "PyPacketDecoder",
     "encode",
     "encode_frames",
+    "encode_packets",
     "fcs16",
+    "py_encode_packets",
+    "split_packets",
 ]
 
 #: RFC 1662 Flag Sequence: starts and ends every frame.
@@ -52,6 +58,9 @@ GOOD_FCS = 0xF0B8
 ACCM_ALL = 0xFFFFFFFF
 #: Escaped bytes a frame may span (flag to flag) before the Decoder drops it.
 DEFAULT_MAX_LENGTH = 65536
+#: The largest PPP frame one SSTP data packet carries (a 12-bit length, 4-byte header).
+MAX_SSTP_PAYLOAD = 4091
+_SSTP_VERSION = 0x10
 
 _FLAG_BYTE = b"\x7e"
 _ESCAPE_BYTE = b"\x7d"
@@ -280,3 +289,110 @@ class Decoder:
             self._discarding = True
         else:
             self._partial.append(chunk)
+
+
+# ----- batches: HDLC stream <-> consecutive SSTP data packets -----------------------------
+
+
+class PyPacketDecoder:
+    """pppd's HDLC byte stream in, SSTP data packets out: the reference implementation.
+
+    :meth:`feed` returns one ``bytes`` holding, back to back, an SSTP data packet
+    (``10 00`` and a 12-bit length, then the frame) for every frame completed, exactly
+    what :class:`Decoder` would return, and keeps the same counters.  Frames longer
+    than ``max_payload`` cannot travel in one data packet: they are dropped and
+    counted in ``too_big``.  :class:`PacketDecoder` is the same thing in C when the
+    accelerator is built; tests/core/test_hdlc_accel.py holds the two equal.
+    """
+
+    def __init__(
+        self, max_length: int = DEFAULT_MAX_LENGTH, max_payload: int = MAX_SSTP_PAYLOAD
+    ) -> None:
+        """Drop frames over ``max_length`` escaped or ``max_payload`` unescaped bytes."""
+        if not 0 <= max_payload <= MAX_SSTP_PAYLOAD or max_length < 0:
+            raise ValueError("max_length or max_payload out of range")
+        self._decoder = Decoder(max_length)
+        self._max_payload = max_payload
+        self.too_big = 0
+
+    @property
+    def bad_fcs(self) -> int:
+        """Frames dropped: the FCS did not check."""
+        return self._decoder.bad_fcs
+
+    @property
+    def too_short(self) -> int:
+        """Frames dropped: under 4 octets with the FCS."""
+        return self._decoder.too_short
+
+    @property
+    def aborted(self) -> int:
+        """Frames dropped: ended by 7D 7E."""
+        return self._decoder.aborted
+
+    @property
+    def oversized(self) -> int:
+        """Frames dropped: more than max_length escaped bytes."""
+        return self._decoder.oversized
+
+    @property
+    def buffered(self) -> int:
+        """Escaped bytes of the unfinished frame."""
+        return self._decoder._partial_length
+
+    def feed(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Consume ``data``; return the SSTP data packets of the frames it completes."""
+        parts: list[bytes] = []
+        limit = self._max_payload
+        for frame in self._decoder.feed(data):
+            if len(frame) > limit:
+                self.too_big += 1
+                continue
+            parts.append(((_SSTP_VERSION << 24) | (4 + len(frame))).to_bytes(4, "big"))
+            parts.append(frame)
+        return b"".join(parts)
+
+
+def split_packets(packets: bytes) -> list[bytes]:
+    """The frames of consecutive, well-formed SSTP data packets (PacketDecoder output)."""
+    frames: list[bytes] = []
+    pos, end = 0, len(packets)
+    while pos + 4 <= end:
+        length = ((packets[pos + 2] & 0x0F) << 8) | packets[pos + 3]
+        if length < 4:
+            break
+        frames.append(packets[pos + 4 : pos + length])
+        pos += length
+    return frames
+
+
+def py_encode_packets(data: bytes, accm: int = ACCM_ALL) -> tuple[bytes, int]:
+    """The leading complete SSTP *data* packets of ``data`` as one HDLC byte stream.
+
+    Returns the stream (as :func:`encode_frames` makes it, ``b""`` for none) and the
+    number of bytes those packets took; the walk stops at the first control packet,
+    incomplete packet or bad header, which the caller hands to the stream decoder.
+    """
+    pos, end = 0, len(data)
+    frames: list[bytes] = []
+    while end - pos >= 4:
+        length = ((data[pos + 2] & 0x0F) << 8) | data[pos + 3]
+        if data[pos] != _SSTP_VERSION or data[pos + 1] & 1 or length < 4 or length > end - pos:
+            break
+        frames.append(bytes(data[pos + 4 : pos + length]))
+        pos += length
+    return encode_frames(frames, accm), pos
+
+
+# The C accelerator when it was built (setup.py; optional) and not refused by setting
+# SSTP_PPPD_PURE_PYTHON, which sstp_pppd/__init__.py turns into a failing import.
+try:
+    from . import _hdlc
+except ImportError:
+    ACCELERATED = False
+    PacketDecoder: type[PyPacketDecoder] | type[_hdlc.PacketDecoder] = PyPacketDecoder
+    encode_packets = py_encode_packets
+else:
+    ACCELERATED = True
+    PacketDecoder = _hdlc.PacketDecoder
+    encode_packets = _hdlc.encode_packets

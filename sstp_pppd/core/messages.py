@@ -399,6 +399,11 @@ class StreamDecoder:
         """Bytes received but not yet returned as packets."""
         return len(self._buffer)
 
+    def take(self) -> bytes:
+        """Return and forget the buffered bytes (a batch decoder goes on from them)."""
+        buf, self._buffer = self._buffer, b""
+        return buf
+
     def feed(self, data: bytes) -> list[Packet]:
         """Add ``data`` and return every packet now complete (see the class docstring)."""
         buf = self._buffer + data if self._buffer else bytes(data)

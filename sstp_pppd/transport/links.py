@@ -12,6 +12,8 @@ import asyncio
 import os
 from typing import Any, Protocol
 
+from .ptyio import BatchReader
+
 __all__ = ["HIGH_WATER", "LOW_WATER", "PppdSide", "PtyLink", "Reader", "ServerSide", "TlsLink"]
 
 #: Write-buffer limits: large enough to batch, small enough to bound memory per direction.
@@ -99,22 +101,6 @@ class TlsLink(asyncio.Protocol):
                 self.transport.abort()
 
 
-class _PtyReader(asyncio.Protocol):
-    def __init__(self, link: PtyLink) -> None:
-        self.link = link
-
-    def data_received(self, data: bytes) -> None:
-        self.link.owner.from_pppd(data)
-
-    def eof_received(self) -> bool | None:
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        # EIO on a pty master: the other side is closed. That is pppd leaving.
-        if not self.link.closing:
-            self.link.owner.pppd_gone()
-
-
 class _PtyWriter(asyncio.BaseProtocol):
     def __init__(self, link: PtyLink) -> None:
         self.link = link
@@ -138,7 +124,7 @@ class PtyLink:
         #: Paused while pppd does not read fast enough (the TLS link).
         self.peer = peer
         self.closing = False
-        self.reader: asyncio.ReadTransport | None = None
+        self.reader: BatchReader | None = None
         self.writer: asyncio.WriteTransport | None = None
 
     async def open(self, read_fd: int, write_fd: int) -> None:
@@ -148,12 +134,17 @@ class PtyLink:
         thing it wrote has been read.
         """
         loop = asyncio.get_running_loop()
-        rfile: Any = os.fdopen(read_fd, "rb", buffering=0)
         wfile: Any = os.fdopen(write_fd, "wb", buffering=0)
         self.writer, _ = await loop.connect_write_pipe(lambda: _PtyWriter(self), wfile)
         self.writer.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
-        # asyncio reads 256 KiB at most per wakeup for pipes; that is plenty of batching.
-        self.reader, _ = await loop.connect_read_pipe(lambda: _PtyReader(self), rfile)
+        # A pty read gives about 4 KiB: BatchReader drains the line per wakeup instead,
+        # so the relay decodes, encrypts and sends once per batch.
+        self.reader = BatchReader(loop, read_fd, self.owner.from_pppd, self._eof)
+
+    def _eof(self) -> None:
+        # EOF or EIO on the line: the other side is closed. That is pppd leaving.
+        if not self.closing:
+            self.owner.pppd_gone()
 
     def write(self, data: bytes) -> None:
         if self.writer is not None and not self.writer.is_closing():

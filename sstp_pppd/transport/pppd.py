@@ -13,8 +13,6 @@ import shutil
 import signal
 import tty
 
-import psutil
-
 from ..errors import PppdError
 from ..secrets import Secret
 
@@ -151,6 +149,9 @@ class Pppd:
         LCP Terminate-Ack that cannot come (SIGTERM would cost it two 3 s timeouts).
         """
         if self.process.returncode is None:
+            # Imported here: only launch mode has a pppd to stop, and psutil costs start-up.
+            import psutil  # noqa: PLC0415
+
             try:
                 proc = psutil.Process(self.pid)
                 procs = [proc, *proc.children(recursive=True)]

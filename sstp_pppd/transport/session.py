@@ -136,6 +136,13 @@ class Session:
             ssl_obj.cipher()[0] if ssl_obj.cipher() else "?",
             "pinned" if cfg.tls.pins else ("NOT verified" if cfg.tls.insecure else "verified"),
         )
+        if cfg.nolaunchpppd:
+            # pppd's line is open before the request goes out: a server may send its
+            # first PPP frame right behind CALL_CONNECT_ACK, and it must find the line.
+            await self.tunnel.open_pty(os.dup(0), os.dup(1))
+        else:
+            # pppd starts after the ACK; its TCSAFLUSH would discard what came first.
+            self.tunnel.hold_until_pppd_speaks()
         self.tunnel.start(cert_der)
         log.info("sent SSTP_DUPLEX_POST, correlation id %s", self.correlation_id)
 
@@ -182,7 +189,6 @@ class Session:
             await self.race(self.connect(sock))
             if cfg.nolaunchpppd:
                 # pppd is already talking: what it sends before the ACK is held by the core.
-                await self.tunnel.open_pty(os.dup(0), os.dup(1))
                 await self.race(self.acked.wait())
             else:
                 await self.race(self.acked.wait())

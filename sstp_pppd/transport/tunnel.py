@@ -16,6 +16,7 @@ from typing import Protocol, assert_never
 
 from ..core import hdlc
 from ..core.client import (
+    EARLY_FRAMES_MAX,
     BindingAccepted,
     CallConnected,
     CallEnded,
@@ -92,7 +93,11 @@ class Tunnel:
         self.owner = owner
         self.client = client
         self.loop = asyncio.get_running_loop()
-        self.decoder = hdlc.Decoder()
+        # pppd's HDLC stream straight to SSTP data packets, one call per batch read.
+        self.decoder = hdlc.PacketDecoder()
+        self._too_big = 0
+        # Launch mode: bytes for pppd wait until it has spoken (hold_until_pppd_speaks).
+        self._for_pppd: list[bytes] | None = None
         self.tls: TlsLink | None = None
         self.pty: PtyLink | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -123,19 +128,41 @@ class Tunnel:
         self.tls.peer = self.pty
         await self.pty.open(read_fd, write_fd)
 
+    def hold_until_pppd_speaks(self) -> None:
+        """Keep what the server sends pppd until pppd's first bytes arrive (launch mode).
+
+        pppd sets its line up with ``tcsetattr(TCSAFLUSH)`` at start, which discards
+        unread input: a server that sends its LCP Configure-Request right after
+        CALL_CONNECT_ACK would otherwise cost PPP its 3 s restart timer.
+        """
+        self._for_pppd = []
+
     # ----- the core's inputs -------------------------------------------------------------
 
     def from_server(self, data: bytes) -> None:
         """Bytes from TLS: through the core, PPP frames on to pppd."""
         if self._trace_in is not None and self._sstp_in:
             self._trace_in.feed(data)
-        self.handle(self.client.receive_data(data, self.loop.time()))
+        stream, events = self.client.receive_stream(data, self.loop.time())
+        if stream:
+            self.to_pppd(stream)
+        self.handle(events)
         self.transmit()
 
     def from_pppd(self, data: bytes) -> None:
-        frames = self.decoder.feed(data)
-        if frames:
-            self.handle(self.client.frames_from_pppd(frames, self.loop.time()))
+        held = self._for_pppd
+        if held is not None and self.pty is not None:
+            # pppd has spoken, so its line is set up: what waited for it can go.
+            self._for_pppd = None
+            if held:
+                self.pty.write(b"".join(held))
+        packets = self.decoder.feed(data)
+        if self.decoder.too_big != self._too_big:
+            self._too_big = self.decoder.too_big
+            # pppd's MRU above what SSTP carries: that frame only, not the rest.
+            log.warning("frame from pppd dropped: longer than SSTP carries (4091 bytes)")
+        if packets:
+            self.handle(self.client.packets_from_pppd(packets, self.loop.time()))
             self.transmit()
 
     def server_lost(self, exc: Exception | None) -> None:
@@ -189,8 +216,7 @@ class Tunnel:
         for event in events:
             match event:
                 case PppFrames(frames=frames):
-                    if self.pty is not None:
-                        self.pty.write(hdlc.encode_frames(frames))
+                    self.to_pppd(hdlc.encode_frames(frames))
                 case HttpAccepted(status=status, reason=reason, warnings=warnings):
                     for warning in warnings:
                         log.warning("%s", warning)
@@ -234,6 +260,15 @@ class Tunnel:
                     self.owner.end(None)
                 case _:
                     assert_never(event)
+
+    def to_pppd(self, data: bytes) -> None:
+        """HDLC bytes for pppd: written, or held until pppd has spoken (bounded)."""
+        held = self._for_pppd
+        if held is not None:
+            if len(held) < EARLY_FRAMES_MAX:
+                held.append(data)
+        elif self.pty is not None:
+            self.pty.write(data)
 
     def call_connected(self, event: CallConnected) -> None:
         if event.key_source is KeySource.ZERO:
