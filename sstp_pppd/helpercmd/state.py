@@ -85,6 +85,16 @@ def live_pppd(pid: int | None) -> tuple[int | None, float | None]:
         return pid, None
 
 
+def below(child: object, parent: int) -> bool:
+    """Whether process ``child`` runs below process ``parent``."""
+    if not isinstance(child, int) or child <= 0:
+        return False
+    try:
+        return any(p.pid == parent for p in psutil.Process(child).parents())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
 def iface_flags(paths: Paths, ifname: str) -> int | None:
     try:
         return int((paths.net_dir(ifname) / "flags").read_text().strip(), 16)
@@ -123,10 +133,13 @@ def probe(name: str, paths: Paths, pid: int | None = None) -> Probe:
     pid, started = live_pppd(raw_pid)
     raw = hostapi.read_status(name, paths.root)
     # The status file outlives its run: it describes the running pppd only if its state
-    # changed after that pppd started (a kill -9 leaves "up" behind).
+    # changed after that pppd started (a kill -9 leaves "up" behind), or if the transport
+    # that writes it runs below that pppd.
     since = raw.get("since")
     fresh = pid is not None and (
-        started is None or (isinstance(since, int | float) and since >= started - 1.0)
+        started is None
+        or (isinstance(since, int | float) and since >= started - 1.0)
+        or below(raw.get("pid"), pid)
     )
     current = raw if fresh else {}
     if pid is None:

@@ -31,18 +31,19 @@ from . import hostapi
 from .paths import NotRoot, Paths, validate_name
 from .state import Probe, State, probe
 
-#: The stages ``up`` reports, in order: status file stage -> what the user sees.
+#: The stages ``up`` shows, in order, and what each is called in the status file's
+#: ``stage`` (host.status; "ppp" is authentication, "binding" the server's acceptance).
 STAGES: tuple[tuple[str, str], ...] = (
     ("tcp", "TCP"),
     ("tls", "TLS"),
     ("sstp", "SSTP"),
-    ("auth", "PPP authentication"),
+    ("ppp", "PPP authentication"),
     ("binding", "binding accepted"),
     ("addresses", "addresses"),
     ("routes", "routes"),
     ("dns", "DNS"),
 )
-_STAGE_INDEX = {key: i for i, (key, _) in enumerate(STAGES)}
+_STAGE_INDEX = {key: i for i, (key, _) in enumerate(STAGES)} | {"auth": 3}
 #: The exit code of ``up`` when time runs out in a stage (man sstp-helper, EXIT STATUS).
 TIMEOUT_CODES = {"tcp": ExitCode.NETWORK, "tls": ExitCode.TLS, "sstp": ExitCode.SSTP}
 POLL = 0.1
