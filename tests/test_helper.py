@@ -18,11 +18,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sstp_pppd import helper
+from sstp_pppd import helper, secrets
 from sstp_pppd.errors import ConfigError, ExitCode
 from sstp_pppd.helpercmd import peers
 from sstp_pppd.helpercmd.paths import NotRoot, Paths, require_root, validate_name
-from sstp_pppd.secrets import Secret, find_secret, parse_secrets
+from sstp_pppd.secrets import Secret
 
 pytest.importorskip("sstp_pppd.host.connconf", reason="host.connconf is merged separately")
 
@@ -60,8 +60,15 @@ def add(
                "--password-file", str(pw), *extra)  # fmt: skip
 
 
+def transport_secret(data: str, client: str, server: str) -> Secret | None:
+    """The password the transport finds for the crypto binding in chap-secrets ``data``."""
+    if hasattr(secrets, "scan_authfile"):
+        return secrets.scan_authfile(data.encode(), client.encode(), server.encode()).secret
+    return secrets.find_secret(secrets.parse_secrets(data.split("\n")), client, server)
+
+
 def secrets_of(root: Path) -> list[str]:
-    return (root / "etc/ppp/chap-secrets").read_text().splitlines()
+    return (root / "etc/ppp/chap-secrets").read_text().rstrip("\n").split("\n")
 
 
 def test_add_writes_the_peers_file(root: Path, tmp_path: Path) -> None:
@@ -120,9 +127,8 @@ def test_pty_command_survives_both_quotings(root: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("password", HARD_PASSWORDS)
 def test_chap_secrets_quoting_round_trips(root: Path, tmp_path: Path, password: str) -> None:
     assert add(root, tmp_path, "work", password) == 0
-    entries = parse_secrets(secrets_of(root))
-    found = find_secret(entries, "alice", "work")
-    assert found == Secret(password)
+    data = (root / "etc/ppp/chap-secrets").read_text()
+    assert transport_secret(data, "alice", "work") == Secret(password)
     # pppd's own word splitting gives the same third word
     (line,) = secrets_of(root)
     assert peers.pppd_words(line) == ["alice", "work", password, "*"]
@@ -131,10 +137,15 @@ def test_chap_secrets_quoting_round_trips(root: Path, tmp_path: Path, password: 
 @settings(max_examples=300, deadline=None)
 @given(st.text(st.characters(min_codepoint=0x20, exclude_characters="\x7f"), min_size=1))
 def test_secrets_line_round_trips(password: str) -> None:
+    if password.startswith("@/"):
+        with pytest.raises(ConfigError):
+            peers.secrets_line("alice", "work", Secret(password))
+        return
     line = peers.secrets_line("alice", "work", Secret(password))
     assert peers.pppd_words(line) == ["alice", "work", password, "*"]
-    (entry,) = parse_secrets([line])
-    assert entry.secret == Secret(password)
+    if password.startswith("@") and not hasattr(secrets, "scan_authfile"):
+        return  # the old reader took any "@word" for a file; pppd only "@/path"
+    assert transport_secret(line, "alice", "work") == Secret(password)
 
 
 def test_control_characters_are_refused(root: Path, tmp_path: Path) -> None:
@@ -198,7 +209,8 @@ def test_ask_password_reads_a_line_from_stdin_not_argv(root: Path) -> None:
     assert res.returncode == 0, res.stderr
     assert secret not in res.stdout + res.stderr
     assert secret not in " ".join(argv)
-    assert find_secret(parse_secrets(secrets_of(root)), "alice", "work") == Secret(secret)
+    data = (root / "etc/ppp/chap-secrets").read_text()
+    assert transport_secret(data, "alice", "work") == Secret(secret)
 
 
 def test_ask_password_empty_is_refused(root: Path) -> None:
@@ -322,3 +334,13 @@ def test_usage_errors_exit_2(root: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert exc.value.code == ExitCode.USAGE
     assert "--server" in capsys.readouterr().err
     assert run(root, "up", "work", "--", "x") == ExitCode.USAGE
+
+
+def test_other_lines_are_kept_byte_for_byte(root: Path, tmp_path: Path) -> None:
+    """Lines are split at \\n only: a U+2028 or U+0085 in someone's password stays put."""
+    cs = root / "etc/ppp/chap-secrets"
+    cs.parent.mkdir(parents=True)
+    other = 'bob srv "a\u2028b\x85c" *\n# no newline at the end'
+    cs.write_text(other)
+    assert add(root, tmp_path, "work", "pw") == 0
+    assert cs.read_text() == other + '\nalice work "pw" *\n'

@@ -4,8 +4,8 @@ Both are read by pppd's option parser (options.c ``getword``), which splits word
 white space, honours double quotes and backslash escapes, and starts a comment with ``#``
 at the beginning of a word. Inside quotes a backslash before a letter is a C escape
 (``\\n`` is a newline), so we escape only ``\\`` and ``"`` and refuse control characters:
-then pppd and our own reader (:func:`sstp_pppd.secrets.parse_secrets`, which the transport
-uses to find the binding password) read back exactly what was written.
+then pppd and the transport's reader (:mod:`sstp_pppd.secrets`, which finds the binding
+password the way pppd does) read back exactly what was written.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..secrets import Secret, parse_secrets
+from ..secrets import Secret
 
 #: The pppd options written when ``add`` is given none (see man sstp-helper, PPPD OPTIONS).
 DEFAULT_PPPD_OPTIONS: tuple[str, ...] = (
@@ -104,6 +104,8 @@ def render_peers(s: PeerSettings) -> str:
     return "".join(lines)
 
 
+# C's isspace() in pppd's locale: Unicode spaces such as U+0085 are part of a word.
+_SPACE = " \t\n\v\f\r"
 _ESCAPES = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "s": " ", "t": "\t"}
 
 
@@ -115,7 +117,7 @@ def pppd_words(line: str) -> list[str]:
     words: list[str] = []
     i, n = 0, len(line)
     while i < n:
-        while i < n and line[i].isspace():
+        while i < n and line[i] in _SPACE:
             i += 1
         if i >= n or line[i] == "#":
             break
@@ -133,7 +135,7 @@ def pppd_words(line: str) -> list[str]:
                     word.append(c)
             elif c in "\"'":
                 quote = c
-            elif c.isspace():
+            elif c in _SPACE:
                 break
             else:
                 word.append(c)
@@ -145,7 +147,7 @@ def pppd_words(line: str) -> list[str]:
 def peers_option(text: str, option: str) -> str | None:
     """The value of the last ``option VALUE`` line of a peers file (pppd: the last wins)."""
     value = None
-    for line in text.splitlines():
+    for line in text.split("\n"):
         words = pppd_words(line)
         if len(words) >= 2 and words[0] == option:
             value = words[1]
@@ -172,6 +174,9 @@ def is_ours(text: str) -> bool:
 def secrets_line(user: str, name: str, password: Secret) -> str:
     """``USER NAME "PASSWORD" *``, each word quoted the way pppd reads it back."""
     check_text("the password", password.reveal())
+    if password.reveal().startswith("@/"):
+        # pppd's scan_authfile reads a secret "@/path" from that file, quoted or not.
+        raise ConfigError("a password starting with '@/' cannot go into chap-secrets")
     quoted = '"' + password.reveal().replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{pppd_quote(user)} {name} {quoted} *\n"
 
@@ -181,8 +186,8 @@ def without_connection(lines: Sequence[str], name: str) -> list[str]:
     word is NAME does (``remotename NAME`` makes pppd use it for this connection only)."""
     kept = []
     for line in lines:
-        entries = parse_secrets([line])
-        if entries and entries[0].server == name:
+        words = pppd_words(line)
+        if len(words) >= 2 and words[1] == name:
             continue
         kept.append(line if line.endswith("\n") else line + "\n")
     return kept
@@ -206,10 +211,15 @@ def write_atomic(path: Path, text: str, mode: int) -> None:
 
 
 def read_lines(path: Path) -> list[str]:
+    """The lines of ``path``, split at "\\n" only, as pppd splits them (str.splitlines
+    would also split at U+0085 or U+2028 inside a password)."""
     try:
-        return path.read_text(encoding="utf-8", errors="surrogateescape").splitlines(True)
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
     except FileNotFoundError:
         return []
+    lines = [line + "\n" for line in text.split("\n")]
+    lines[-1] = lines[-1][:-1]
+    return [line for line in lines if line]
 
 
 def update_secrets(path: Path, name: str, line: str | None) -> None:

@@ -1,0 +1,124 @@
+"""sstp-helper end to end: add, up, status, down with the real pppd and sstp-server 0.7.2.
+
+The helper runs in the cli namespace as a user would run it: ``add`` writes the client's
+private /etc/ppp (peers/NAME and chap-secrets), ``up`` starts ``pppd call NAME`` and
+follows it, ``down`` stops it. The connection's settings go to a per-case directory
+(``SSTP_PPPD_ETC``), since the guest's /etc is this machine's. The defaults ``add``
+writes are what pppd runs with: no pppd option is given, only a log file and ``debug``
+through the client's /etc/ppp/options.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .bed import HOST_PYTHON, PASSWORD, TUNNEL_LOCAL, USERNAME, Lab, SstpServer, Timings
+from .certs import SERVER_NAME
+from .test_transport import leftovers, one_error_line
+from .uml import Result
+
+pytestmark = pytest.mark.e2e
+
+SSTP_HELPER = HOST_PYTHON.with_name("sstp-helper")
+NAME = "lab"
+EXIT_OK, EXIT_AUTH = 0, 7
+
+
+def helper(
+    lab: Lab, d: Path, *args: str, timeout: float = 90.0, stdin: str | None = None
+) -> Result:
+    """``sstp-helper ARGS`` in cli, its output in the case directory."""
+    return lab.guest.run(
+        [str(SSTP_HELPER), *args],
+        ns="cli",
+        env={"SSTP_PPPD_ETC": str(d / "etc-sstp-pppd")},
+        timeout=timeout,
+        log_dir=d,
+        name=f"sstp-helper-{args[0]}",
+        stdin_data=stdin,
+    )
+
+
+def add(lab: Lab, d: Path, password: str) -> Result:
+    """``add NAME`` with the password on stdin (never in an argv)."""
+    lab.write_client_file("options", f"logfile {d / 'client-pppd.log'}\ndebug\n")
+    res = helper(lab, d, "add", NAME, "--server", SERVER_NAME, "--user", USERNAME,
+                 "--ca-cert", str(lab.certs.ca.cert), "--ask-password",
+                 stdin=password + "\n")  # fmt: skip
+    assert res.returncode == EXIT_OK, res.stderr
+    assert password not in res.stdout + res.stderr
+    return res
+
+
+def status(lab: Lab, d: Path) -> dict[str, object]:
+    res = helper(lab, d, "status", NAME, "--json")
+    assert res.returncode == EXIT_OK, res.stderr
+    data = json.loads(res.stdout)
+    assert data["version"] == 1
+    (entry,) = data["connections"]
+    assert isinstance(entry, dict)
+    return entry
+
+
+def test_add_up_status_down(
+    lab: Lab, case_dir: Path, sstp_server: SstpServer, timings: Timings
+) -> None:
+    add(lab, case_dir, PASSWORD)
+    peers = (lab.guest.cli_etc_ppp / "peers" / NAME).read_text()
+    assert f"remotename {NAME}" in peers and "refuse-eap" in peers
+    secrets = (lab.guest.cli_etc_ppp / "chap-secrets").read_text()
+    assert secrets.count(f'{USERNAME} {NAME} "{PASSWORD}" *') == 1
+
+    with timings.step("up"):
+        res = helper(lab, case_dir, "up", NAME, "--timeout", "60")
+    assert res.returncode == EXIT_OK, res.stderr
+    assert res.stderr.splitlines()[-1].startswith(f"{NAME}: up (ppp0")
+    link = lab.wait_for_ppp(timeout=5)
+    assert link.peer == TUNNEL_LOCAL
+    sstp_server.wait_for_log("Crypto Binding is valid.", 15)
+    assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
+
+    with timings.step("up again"):
+        again = helper(lab, case_dir, "up", NAME)
+    assert again.returncode == EXIT_OK, again.stderr
+    assert "already up" in again.stderr
+
+    entry = status(lab, case_dir)
+    assert entry["state"] == "up"
+    assert entry["interface"] == "ppp0"
+    assert (entry["local"], entry["peer"]) == (link.local, link.peer)
+    assert entry["server"] == SERVER_NAME and entry["user"] == USERNAME
+    assert isinstance(entry["pppd_pid"], int)
+    assert isinstance(entry["rx_bytes"], int) and entry["rx_bytes"] > 0
+    assert isinstance(entry["uptime"], float)
+
+    with timings.step("down"):
+        res = helper(lab, case_dir, "down", NAME)
+    assert res.returncode == EXIT_OK, res.stderr
+    assert lab.wait_for_no_ppp(timeout=5)
+    sstp_server.wait_for_log("Received call disconnect request.", 10)
+    assert leftovers(lab) == []
+    assert status(lab, case_dir)["state"] == "down"
+    gone = lab.guest.run(["test", "-e", f"/run/ppp-{NAME}.pid"], ns="cli")
+    assert gone.returncode == 1, "pppd's pid file was left behind"
+    assert helper(lab, case_dir, "down", NAME).returncode == EXIT_OK  # not up: still 0
+
+
+def test_wrong_password(
+    lab: Lab, case_dir: Path, sstp_server: SstpServer, timings: Timings
+) -> None:
+    add(lab, case_dir, "not-the-password")
+    timeout = 40.0
+    with timings.step("refused"):
+        res = helper(lab, case_dir, "up", NAME, "--timeout", str(timeout))
+    assert res.returncode == EXIT_AUTH, res.stderr
+    assert res.duration < timeout
+    line = one_error_line(res.stderr)
+    assert line.startswith(f"{NAME}: failed: ") and "authentication failed" in line
+    assert "not-the-password" not in res.stderr + res.stdout
+    assert leftovers(lab) == []
+    assert lab.wait_for_no_ppp(timeout=5)
+    assert status(lab, case_dir)["state"] == "down"
