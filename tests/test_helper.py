@@ -344,3 +344,42 @@ def test_other_lines_are_kept_byte_for_byte(root: Path, tmp_path: Path) -> None:
     cs.write_text(other)
     assert add(root, tmp_path, "work", "pw") == 0
     assert cs.read_text() == other + '\nalice work "pw" *\n'
+
+
+def test_install_unit_writes_this_installations_paths(
+    root: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run(root, "install-unit") == 0
+    unit = (root / "etc/systemd/system/sstp-pppd@.service").read_text()
+    assert stat.S_IMODE((root / "etc/systemd/system/sstp-pppd@.service").stat().st_mode) == 0o644
+    (start,) = [line for line in unit.splitlines() if line.startswith("ExecStart=")]
+    assert start.split("=", 1)[1].split()[1:] == ["call", "%i", "nodetach", "up_sdnotify"]
+    assert os.path.isabs(start.split("=", 1)[1].split()[0])
+    (post,) = [line for line in unit.splitlines() if line.startswith("ExecStopPost=")]
+    helper_exe, *rest = post.split("=", 1)[1].split()
+    assert rest == ["cleanup", "%i"] and helper_exe.endswith("sstp-helper")
+    assert "installed" in capsys.readouterr().out
+
+
+def test_install_hooks(root: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(root, "install-hooks") == 0
+    for d in ("ip-up.d", "ip-down.d", "ipv6-up.d", "ipv6-down.d"):
+        hook = root / "etc/ppp" / d / "sstp-pppd"
+        assert hook.read_text().startswith("#!/bin/sh")
+        assert os.access(hook, os.X_OK)
+    from sstp_pppd.helpercmd import hostapi
+
+    assert hostapi.hooks_installed(root)
+
+
+def test_commands_of_other_parts_fail_clearly_when_missing(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Dispatched lazily: a part that is not there names itself, nothing else breaks."""
+    for name, (modname, _, _) in helper.EXTERNAL.items():
+        try:
+            __import__(f"sstp_pppd.{modname}")
+        except ImportError:
+            assert helper.main([name, "--help"]) == ExitCode.INTERNAL
+            err = capsys.readouterr().err
+            assert err.startswith(f"sstp-helper {name}: ") and f"sstp_pppd.{modname}" in err
