@@ -276,3 +276,30 @@ def test_down_stops_pppd(root: Path, fake_pppd: subprocess.Popen[bytes]) -> None
     pid_file(root, fake_pppd.pid)
     assert helper.main(["--root", str(root), "down", "work", "--timeout", "5"]) == 0
     fake_pppd.wait(5)  # already reaped by down (it is our child here): gone, that is all
+
+
+def test_cleanup_keeps_the_kill_switch_for_a_restart_and_down_undoes_all(
+    root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Leftovers of a killed run, recorded by host.record (file changes, so the temp root
+    holds them): systemd's ExecStopPost after a failure keeps what must hold until down."""
+    record = pytest.importorskip("sstp_pppd.host.record")
+    plan = pytest.importorskip("sstp_pppd.host.plan")
+    paths = hostapi.host_paths(root)
+    rec = record.Record("work", paths)
+    files = {}
+    for scope in (plan.Scope.LINK, plan.Scope.CONNECTION):
+        f = root / f"{scope.value}.txt"
+        f.write_text("ours\n")
+        rec.add("resolv.conf", scope, {"path": str(f), "original": "before\n", "ours": "ours\n"})
+        files[scope] = f
+    assert hostapi.undo_pending("work", root)
+    monkeypatch.setenv("SERVICE_RESULT", "exit-code")
+    assert helper.main(["--root", str(root), "cleanup", "work"]) == 0
+    assert files[plan.Scope.LINK].read_text() == "before\n"
+    assert files[plan.Scope.CONNECTION].read_text() == "ours\n"
+    monkeypatch.delenv("SERVICE_RESULT")
+    assert helper.main(["--root", str(root), "down", "work"]) == 0
+    assert files[plan.Scope.CONNECTION].read_text() == "before\n"
+    assert not hostapi.undo_pending("work", root)
+    assert capsys.readouterr().err.endswith("work: not up\n")

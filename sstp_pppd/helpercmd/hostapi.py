@@ -134,16 +134,29 @@ def undo_pending(name: str, root: Path) -> bool:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-    except FileNotFoundError:
+    except (FileNotFoundError, PermissionError):
+        # The state directory is root's (0700): a member of dip cannot tell.
         return False
     except (OSError, ValueError):
-        return path.exists()
+        return True  # damaged: host's undo reports it
     return not isinstance(data, dict) or bool(data.get("entries"))
 
 
-def undo(name: str, root: Path) -> int:
-    """Undo everything connection ``name`` recorded and tidy its state (hookmain.undo)."""
-    return int(attr("host.hookmain", "undo")(name, host_paths(root)))
+def undo(name: str, root: Path, *, keep_kill_switch: bool = False) -> int:
+    """Undo what connection ``name`` recorded; 0 if all of it was undone.
+
+    Everything, and its state tidied (hookmain.undo), or with ``keep_kill_switch`` all but
+    the changes that live as long as the connection (the kill switch): those hold until
+    ``down``.
+    """
+    paths = host_paths(root)
+    if not keep_kill_switch:
+        return int(attr("host.hookmain", "undo")(name, paths))
+    scope = attr("host.plan", "Scope")
+    errors = attr("host.record", "undo_all")(name, paths, scopes={scope.SESSION, scope.LINK})
+    for error in errors:
+        print(f"sstp-helper: {name}: cannot undo {error}")
+    return 1 if errors else 0
 
 
 # -- host.hooks -----------------------------------------------------------------------------

@@ -183,7 +183,9 @@ def cmd_up(args: argparse.Namespace, paths: Paths) -> int:
         return 0
     pppd: subprocess.Popen[bytes] | None = None
     if current.pppd_pid is None:
-        undo_leftovers(name, paths)
+        # What a killed run left is the transport's to undo when it starts (all but a
+        # kill switch, which must hold until down): only pppd's stale pid file is ours.
+        remove_stale_pid_file(name, paths)
         pppd = start_pppd(name)
     try:
         return follow(
@@ -322,9 +324,8 @@ def take_down(name: str, paths: Paths, timeout: float) -> int:
     return 0
 
 
-def undo_leftovers(name: str, paths: Paths) -> None:
-    """Undo what a run that could not clean up (kill -9) left: its undo record (through
-    host.hookmain, which also tidies the state directory) and pppd's stale pid file."""
+def remove_stale_pid_file(name: str, paths: Paths) -> None:
+    """pppd's pid file, if a kill -9 left it behind (its PID is no running pppd)."""
     pid_file = paths.pid_file(name)
     if (
         pid_file.exists()
@@ -332,6 +333,12 @@ def undo_leftovers(name: str, paths: Paths) -> None:
         and os.access(pid_file.parent, os.W_OK)
     ):
         pid_file.unlink(missing_ok=True)
+
+
+def undo_leftovers(name: str, paths: Paths, *, keep_kill_switch: bool = False) -> None:
+    """Undo what a run that could not clean up (kill -9) left: its undo record (through
+    host, which also tidies the state directory) and pppd's stale pid file."""
+    remove_stale_pid_file(name, paths)
     try:
         pending = hostapi.undo_pending(name, paths.root)
     except hostapi.MissingPart:
@@ -343,7 +350,7 @@ def undo_leftovers(name: str, paths: Paths) -> None:
             f"{name} left routes or DNS settings behind (a killed run): "
             f"run 'sstp-helper down {name}' as root to undo them"
         )
-    if hostapi.undo(name, paths.root) != 0:
+    if hostapi.undo(name, paths.root, keep_kill_switch=keep_kill_switch) != 0:
         raise Failure(ExitCode.INTERNAL, f"some changes of {name} could not be undone (see above)")
 
 
@@ -359,8 +366,14 @@ def cmd_down(args: argparse.Namespace, paths: Paths) -> int:
 
 
 def cmd_cleanup(args: argparse.Namespace, paths: Paths) -> int:
-    """The unit's ExecStopPost: pppd has ended; undo what its hooks could not."""
+    """The unit's ExecStopPost: pppd has ended; undo what its hooks could not.
+
+    systemd sets ``$SERVICE_RESULT``: "success" for a stop that was asked for, anything
+    else when pppd failed and a restart may follow. Then a kill switch stays, as it stays
+    until ``down`` outside systemd: traffic must not go out in the clear between restarts.
+    """
     name = validate_name(args.name)
     if probe(name, paths).pppd_pid is None:
-        undo_leftovers(name, paths)
+        result = os.environ.get("SERVICE_RESULT")
+        undo_leftovers(name, paths, keep_kill_switch=result not in (None, "success"))
     return 0
