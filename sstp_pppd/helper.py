@@ -70,18 +70,12 @@ def split_pppd_options(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_in = list(sys.argv[1:] if argv is None else argv)
-    i = (
-        2
-        if args_in[:1] == ["--root"]
-        else 1
-        if args_in[:1] and args_in[0].startswith("--root=")
-        else 0
-    )
-    if i < len(args_in) and args_in[i] in EXTERNAL:
-        word = args_in[i]
+    if args_in and args_in[0] in EXTERNAL:
+        # These parse their own arguments: hand them everything after the command.
+        word = args_in[0]
         modname, func, _ = EXTERNAL[word]
         try:
-            return hostapi.command(modname, func)(args_in[i + 1 :])
+            return hostapi.command(modname, func)(args_in[1:])
         except SstpPppdError as exc:
             sys.stderr.write(f"{PROG} {word}: {exc}\n")
             return exc.exit_code
