@@ -10,11 +10,14 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from sstp_pppd import helper
@@ -303,3 +306,29 @@ def test_cleanup_keeps_the_kill_switch_for_a_restart_and_down_undoes_all(
     assert files[plan.Scope.CONNECTION].read_text() == "before\n"
     assert not hostapi.undo_pending("work", root)
     assert capsys.readouterr().err.endswith("work: not up\n")
+
+
+def test_up_interrupted_stops_the_pppd_it_started(root: Path, tmp_path: Path) -> None:
+    """SIGTERM to up (as Ctrl-C): the pppd it started goes too, and up exits 11."""
+    exe = tmp_path / "pppd"
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", exe)
+    code = (
+        "import sys, subprocess, os, signal, threading\n"
+        "from pathlib import Path\n"
+        "from sstp_pppd.helpercmd import updown\n"
+        "from sstp_pppd.helpercmd.paths import Paths\n"
+        f"p = subprocess.Popen([{str(exe)!r}, '300'], start_new_session=True)\n"
+        "print(p.pid, flush=True)\n"
+        "try:\n"
+        f"    updown.follow(name='work', paths=Paths(Path({str(root)!r})), pppd=p, timeout=60,\n"
+        "                  progress=updown.Progress('work', sys.stderr), hooks=False)\n"
+        "except updown.Failure as exc:\n"
+        "    sys.exit(exc.code)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    child = int(proc.stdout.readline())
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == ExitCode.INTERRUPTED
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE

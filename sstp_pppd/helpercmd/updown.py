@@ -261,11 +261,11 @@ def follow(
                 code = TIMEOUT_CODES.get(stage or "tcp", ExitCode.PPPD)
                 raise Failure(code, f"not up after {timeout:g} s (waiting for {stage_text(stage)})")
             time.sleep(POLL)
-    except KeyboardInterrupt:
-        raise Failure(ExitCode.INTERRUPTED, "interrupted") from None
-    except Failure:
+    except (Failure, KeyboardInterrupt) as exc:
         if pppd is not None:
             stop_tree(pppd.pid, grace, reap=pppd.wait)
+        if isinstance(exc, KeyboardInterrupt):
+            raise Failure(ExitCode.INTERRUPTED, "interrupted") from None
         raise
     finally:
         restore()
