@@ -255,7 +255,9 @@ def test_bad_settings_write_nothing(
     assert not (root / "etc").exists() or not any((root / "etc").rglob("*work*"))
 
 
-def test_route_and_dns_settings_are_saved(root: Path, tmp_path: Path) -> None:
+def test_route_and_dns_settings_are_saved(
+    root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from sstp_pppd.helpercmd import hostapi
 
     extra = ["--route", "10.1.0.0/16", "--route", "2001:db8:1::/48", "--default-route",
@@ -267,6 +269,7 @@ def test_route_and_dns_settings_are_saved(root: Path, tmp_path: Path) -> None:
     assert conn.default_route and conn.kill_switch and conn.dns
     assert conn.dns_domains == ("corp.example", "~lab")
     assert hostapi.scripts_dir("work", root).is_dir()
+    assert "sstp-helper install-hooks" in capsys.readouterr().out
 
 
 def test_remove_undoes_add(root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

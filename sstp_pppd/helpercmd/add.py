@@ -185,6 +185,9 @@ def cmd_add(args: argparse.Namespace, paths: Paths) -> int:
     scripts.mkdir(mode=0o755, parents=True, exist_ok=True)
     print(f"connection {args.name}: {existing} and its line in {paths.chap_secrets}")
     print(f"route scripts for it go in {scripts}/")
+    wants_hooks = args.route or args.default_route or args.dns or args.dns_domain
+    if wants_hooks and not hostapi.hooks_installed(paths.root):
+        print("its routes and DNS need pppd's hooks: run sstp-helper install-hooks once")
     print(f"start it with: sstp-helper up {args.name}")
     return 0
 
