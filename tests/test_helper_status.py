@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -332,3 +335,42 @@ def test_up_interrupted_stops_the_pppd_it_started(root: Path, tmp_path: Path) ->
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == ExitCode.INTERRUPTED
     assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"), reason="needs root")
+def test_an_unprivileged_user_can_read_status_and_take_down(tmp_path: Path) -> None:
+    """As a member of dip would: root's 0700 state directory does not stop status or down."""
+    record = pytest.importorskip("sstp_pppd.host.record")
+    plan = pytest.importorskip("sstp_pppd.host.plan")
+    base = Path(tempfile.mkdtemp(prefix="sstp-helper-user-"))
+    try:
+        base.chmod(0o755)
+        root = base / "root"
+        pw = base / "pw"
+        pw.write_text("pw\n")
+        pw.chmod(0o600)
+        assert helper.main(["--root", str(root), "add", "work", "--server", "vpn",
+                            "--user", "alice", "--password-file", str(pw)]) == 0  # fmt: skip
+        paths = hostapi.host_paths(root)
+        write_status(root, state="down", stage="stopped", last_error="the server hung up")
+        f = root / "resolv"
+        f.write_text("ours\n")
+        record.Record("work", paths).add(
+            "resolv.conf", plan.Scope.LINK, {"path": str(f), "original": "x\n", "ours": "ours\n"}
+        )
+        assert stat.S_IMODE(os.stat(paths.state_dir("work")).st_mode) == 0o700
+        user = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+        py = [sys.executable, "-m", "sstp_pppd.helper", "--root", str(root)]
+        res = subprocess.run([*user, *py, "status", "--json"], capture_output=True, text=True,
+                             check=False, cwd=base)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        (entry,) = json.loads(res.stdout)["connections"]
+        assert entry["state"] == "down"
+        res = subprocess.run([*user, *py, "down", "work"], capture_output=True, text=True,
+                             check=False, cwd=base)  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert f.read_text() == "ours\n"  # the user could not undo it; root can:
+        assert helper.main(["--root", str(root), "down", "work"]) == 0
+        assert f.read_text() == "x\n"
+    finally:
+        shutil.rmtree(base)
