@@ -374,3 +374,23 @@ def test_an_unprivileged_user_can_read_status_and_take_down(tmp_path: Path) -> N
         assert f.read_text() == "x\n"
     finally:
         shutil.rmtree(base)
+
+
+def test_up_failure_stops_what_pppd_left_running(root: Path, tmp_path: Path) -> None:
+    """pppd ends with 19 (wrong password) before its pty command: up exits 7, the command
+    goes too."""
+    exe = tmp_path / "pppd"
+    left = tmp_path / "left.pid"
+    exe.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {left}\nsleep 0.5\nexit 19\n")
+    exe.chmod(0o755)
+    proc = subprocess.Popen([str(exe)], start_new_session=True)
+    with pytest.raises(updown.Failure) as exc:
+        updown.follow(name="work", paths=Paths(root), pppd=proc, timeout=10.0,
+                      progress=updown.Progress("work", io.StringIO()), hooks=False)  # fmt: skip
+    assert exc.value.code == ExitCode.AUTH
+    assert "PPP authentication failed" in exc.value.reason
+    child = int(left.read_text())
+    deadline = time.monotonic() + 5
+    while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "pppd's child was left running"
+        time.sleep(0.05)

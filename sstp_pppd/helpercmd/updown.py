@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import psutil
@@ -238,9 +238,14 @@ def follow(
     grace = min(5.0, timeout / 4)
     deadline = time.monotonic() + timeout - grace
     stage: str | None = None
+    # pppd's descendants (its pty command) as last seen: pppd may be gone and reaped
+    # before them, and then only these still name them.
+    below: list[psutil.Process] = []
     restore = _interrupt_on_term()
     try:
         while True:
+            if pppd is not None:
+                below = descendants(pppd.pid) or below
             p = probe(name, paths, pid=pppd.pid if pppd else None)
             status_stage = p.status.get("stage")
             if isinstance(status_stage, str) and status_stage in _STAGE_INDEX:
@@ -249,7 +254,8 @@ def follow(
                 raise pppd_failure(rc, p, started_at)
             if pppd is None and p.pppd_pid is None:
                 raise pppd_failure(None, p, started_at)
-            if status_stage == "failed" and isinstance(p.last_error, dict):
+            if p.status.get("state") == "down" and p.last_error:
+                # The transport has ended with its error: pppd is about to follow.
                 raise pppd_failure(None, p, started_at)
             if p.state is State.UP and (p.configured or not hooks):
                 progress.end(f"up ({describe_link(p)})")
@@ -263,7 +269,7 @@ def follow(
             time.sleep(POLL)
     except (Failure, KeyboardInterrupt) as exc:
         if pppd is not None:
-            stop_tree(pppd.pid, grace, reap=pppd.wait)
+            stop_tree(pppd.pid, grace, reap=pppd.wait, also=below)
         if isinstance(exc, KeyboardInterrupt):
             raise Failure(ExitCode.INTERRUPTED, "interrupted") from None
         raise
@@ -286,18 +292,34 @@ def _interrupt_on_term() -> Callable[[], None]:
     return restore
 
 
-def stop_tree(pid: int, timeout: float, reap: Callable[[], object] | None = None) -> bool:
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def stop_tree(
+    pid: int,
+    timeout: float,
+    reap: Callable[[], object] | None = None,
+    also: Sequence[psutil.Process] = (),
+) -> bool:
     """SIGTERM pppd ``pid`` (it ends the SSTP call and its pty command), wait ``timeout``,
-    then SIGKILL it and its descendants, found before the signal. True if it ended."""
+    then SIGKILL it and its descendants, found before the signal, and ``also`` (descendants
+    seen earlier). True if all ended in time."""
+    procs = [p for p in also if p.is_running()]
     try:
         top = psutil.Process(pid)
-        procs = [top, *top.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return True
-    try:
+        procs = [top, *top.children(recursive=True), *procs]
         top.send_signal(signal.SIGTERM)
     except psutil.NoSuchProcess:
-        pass
+        # pppd is gone already: what it left gets the SIGTERM it would have sent.
+        for p in procs:
+            try:
+                p.send_signal(signal.SIGTERM)
+            except psutil.NoSuchProcess:
+                pass
     except psutil.AccessDenied as exc:
         raise NotRoot(f"not allowed to stop pppd (PID {pid}): run as root") from exc
     _, alive = psutil.wait_procs(procs, timeout=timeout)
