@@ -74,5 +74,5 @@ def test_unit_exit_statuses_match_the_man_page() -> None:
     prevent = re.search(r"^RestartPreventExitStatus=(.*)$", unit, re.M)
     assert prevent is not None
     assert f"RestartPreventExitStatus={prevent.group(1)}" in man_sections("SYSTEMD")
-    assert "NotifyAccess=main" in unit and "Type=notify" in unit
+    assert "NotifyAccess=main" in unit and "Type=notify" in unit and "KillMode=mixed" in unit
     assert "persist" not in re.sub(r"#.*", "", unit)
