@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import socket
 import time
 from typing import Any
 
@@ -166,6 +167,34 @@ def probe(name: str, paths: Paths, pid: int | None = None) -> Probe:
         configured=link_up and current.get("state") == "up",
         pppd_started=started,
     )
+
+
+def addresses(ifname: str) -> tuple[str | None, str | None]:
+    """The interface's IPv4 local and peer address, asked from the kernel."""
+    try:
+        # Imported here: pyroute2 takes 0.2 s to import, and only this needs it.
+        from pyroute2 import IPRoute  # noqa: PLC0415
+
+        with IPRoute() as ipr:
+            index = ipr.link_lookup(ifname=ifname)
+            if not index:
+                return None, None
+            for msg in ipr.get_addr(index=index[0], family=socket.AF_INET):
+                local, peer = msg.get_attr("IFA_LOCAL"), msg.get_attr("IFA_ADDRESS")
+                return local, (peer if peer != local else None)
+    except Exception:  # noqa: BLE001 - the addresses are extra information only
+        return None, None
+    return None, None
+
+
+def link_addresses(p: Probe, paths: Paths) -> tuple[str | None, str | None]:
+    """Local and peer address: as the hooks reported them, else asked from the kernel."""
+    local, peer = p.status.get("local"), p.status.get("peer")
+    if isinstance(local, str) and local:
+        return local, peer if isinstance(peer, str) and peer else None
+    if p.state is State.UP and p.interface and paths.is_real_root:
+        return addresses(p.interface)
+    return None, None
 
 
 def uptime(p: Probe, now: float | None = None) -> float | None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 from typing import Any
 
 from ..errors import ConfigError
@@ -17,7 +16,7 @@ from . import hostapi
 from .add import connection_names
 from .paths import Paths, validate_name
 from .peers import peers_option, peers_server
-from .state import Probe, State, iface_counter, probe, uptime
+from .state import Probe, State, iface_counter, link_addresses, probe, uptime
 
 JSON_VERSION = 1
 
@@ -48,24 +47,6 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def addresses(ifname: str) -> tuple[str | None, str | None]:
-    """The interface's IPv4 local and peer address, asked from the kernel."""
-    try:
-        # Imported here: pyroute2 takes 0.2 s to import, and only this needs it.
-        from pyroute2 import IPRoute  # noqa: PLC0415
-
-        with IPRoute() as ipr:
-            index = ipr.link_lookup(ifname=ifname)
-            if not index:
-                return None, None
-            for msg in ipr.get_addr(index=index[0], family=socket.AF_INET):
-                local, peer = msg.get_attr("IFA_LOCAL"), msg.get_attr("IFA_ADDRESS")
-                return local, (peer if peer != local else None)
-    except Exception:  # noqa: BLE001 - the addresses are extra information only
-        return None, None
-    return None, None
-
-
 def entry(name: str, paths: Paths, p: Probe | None = None) -> dict[str, Any]:
     """One connection as ``status --json`` shows it."""
     p = p or probe(name, paths)
@@ -74,9 +55,7 @@ def entry(name: str, paths: Paths, p: Probe | None = None) -> dict[str, Any]:
         text = paths.peers_file(name).read_text(errors="replace")
     except OSError:
         text = ""
-    local, peer = _str(s.get("local")), _str(s.get("peer"))
-    if p.state is State.UP and p.interface and local is None and paths.is_real_root:
-        local, peer = addresses(p.interface)
+    local, peer = link_addresses(p, paths)
     try:
         scripts: str | None = str(hostapi.scripts_dir(name, paths.root))
     except hostapi.MissingPart:

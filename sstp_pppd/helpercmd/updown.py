@@ -29,7 +29,7 @@ from ..errors import ConfigError, ExitCode, SstpPppdError
 from ..transport.pppd import describe_exit, find_pppd
 from . import hostapi
 from .paths import NotRoot, Paths, validate_name
-from .state import Probe, State, probe
+from .state import Probe, State, link_addresses, probe
 
 #: The stages ``up`` shows, in order, and what each is called in the status file's
 #: ``stage`` (host.status; "ppp" is authentication, "binding" the server's acceptance).
@@ -179,7 +179,7 @@ def cmd_up(args: argparse.Namespace, paths: Paths) -> int:
         )
     current = probe(name, paths)
     if current.state is State.UP and (current.configured or not hooks):
-        progress.end(f"already up ({describe_link(current)})")
+        progress.end(f"already up ({describe_link(current, paths)})")
         return 0
     pppd: subprocess.Popen[bytes] | None = None
     if current.pppd_pid is None:
@@ -211,8 +211,8 @@ def start_pppd(name: str) -> subprocess.Popen[bytes]:
         raise Failure(ExitCode.PPPD, f"cannot start {pppd}: {exc.strerror or exc}") from exc
 
 
-def describe_link(p: Probe) -> str:
-    local, peer = p.status.get("local"), p.status.get("peer")
+def describe_link(p: Probe, paths: Paths) -> str:
+    local, peer = link_addresses(p, paths)
     text = p.interface or "?"
     if local:
         text += f" {local}" + (f" peer {peer}" if peer else "")
@@ -258,7 +258,7 @@ def follow(
                 # The transport has ended with its error: pppd is about to follow.
                 raise pppd_failure(None, p, started_at)
             if p.state is State.UP and (p.configured or not hooks):
-                progress.end(f"up ({describe_link(p)})")
+                progress.end(f"up ({describe_link(p, paths)})")
                 return 0
             if p.state is State.UP:
                 stage = max(stage or "addresses", "addresses", key=lambda s: _STAGE_INDEX[s])

@@ -85,9 +85,12 @@ def test_add_up_status_down(
     with timings.step("up"):
         res = helper(lab, case_dir, "up", NAME, "--timeout", "60")
     assert res.returncode == EXIT_OK, res.stderr
-    assert res.stderr.splitlines()[-1].startswith(f"{NAME}: up (ppp0")
     link = lab.wait_for_ppp(timeout=5)
     assert link.peer == TUNNEL_LOCAL
+    assert res.stderr.splitlines() == [
+        f"{NAME}: starting pppd",
+        f"{NAME}: up (ppp0 {link.local} peer {link.peer})",
+    ]
     sstp_server.wait_for_log("Crypto Binding is valid.", 15)
     assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
 
