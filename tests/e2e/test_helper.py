@@ -11,6 +11,7 @@ through the client's /etc/ppp/options.
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import pytest
@@ -135,3 +136,35 @@ def test_wrong_password(
     assert left_running(lab) == []
     assert lab.wait_for_no_ppp(timeout=5)
     assert status(lab, case_dir)["state"] == "down"
+
+
+def test_kill_9_then_down_and_up_again(
+    lab: Lab, case_dir: Path, sstp_server: SstpServer, timings: Timings
+) -> None:
+    """pppd and the transport killed with -9: status says down, down tidies pppd's stale pid
+    file, and the next up connects again."""
+    add(lab, case_dir, PASSWORD)
+    res = helper(lab, case_dir, "up", NAME, "--timeout", "60")
+    assert res.returncode == EXIT_OK, res.stderr
+    pppd = status(lab, case_dir)["pppd_pid"]
+    assert isinstance(pppd, int)
+    victims = [pppd, *(p.pid for p in lab.guest.descendants(pppd))]
+    for pid in victims:
+        lab.guest.kill(pid, signal.SIGKILL)
+    assert lab.wait_for_no_ppp(timeout=10)
+    assert status(lab, case_dir)["state"] == "down"
+    stale = lab.guest.run(["test", "-e", f"/run/ppp-{NAME}.pid"], ns="cli")
+    assert stale.returncode == 0, "kill -9 should have left pppd's pid file"
+    res = helper(lab, case_dir, "down", NAME)
+    assert res.returncode == EXIT_OK, res.stderr
+    gone = lab.guest.run(["test", "-e", f"/run/ppp-{NAME}.pid"], ns="cli")
+    assert gone.returncode == 1
+    assert left_running(lab) == []
+    # sstp-server 0.7.2 serves one session per process: a fresh one for the second up
+    lab.server.stop()
+    lab.server.start(case_dir / "again")
+    with timings.step("up after kill -9"):
+        res = helper(lab, case_dir, "up", NAME, "--timeout", "60")
+    assert res.returncode == EXIT_OK, res.stderr
+    assert helper(lab, case_dir, "down", NAME).returncode == EXIT_OK
+    assert left_running(lab) == []
