@@ -8,6 +8,8 @@ pppd's rules are implemented by (:mod:`sstp_pppd.secrets`, :func:`peers.pppd_wor
 from __future__ import annotations
 
 import os
+import pty
+import select
 import shlex
 import stat
 import subprocess
@@ -386,3 +388,39 @@ def test_commands_of_other_parts_fail_clearly_when_missing(
             assert helper.main([name, "--help"]) == ExitCode.INTERNAL
             err = capsys.readouterr().err
             assert err.startswith(f"sstp-helper {name}: ") and f"sstp_pppd.{modname}" in err
+
+
+def test_ask_password_on_a_terminal_is_not_echoed(root: Path) -> None:
+    """On a terminal the password is read by getpass: the terminal shows the prompt only."""
+    secret = "typed-Secret 1"
+    argv = [sys.executable, "-m", "sstp_pppd.helper", "--root", str(root), "add", "work",
+            "--server", "vpn", "--user", "alice", "--ask-password"]  # fmt: skip
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: its terminal is the pty
+        os.execv(argv[0], argv)
+    seen = b""
+    try:
+        while b"Password for alice on work: " not in seen:
+            ready, _, _ = select.select([fd], [], [], 10)
+            assert ready, f"no prompt: {seen!r}"
+            seen += os.read(fd, 1024)
+        os.write(fd, secret.encode() + b"\n")
+        while True:
+            ready, _, _ = select.select([fd], [], [], 10)
+            if not ready:
+                break
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        _, wait_status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(wait_status) == 0, seen
+    assert secret.encode() not in seen
+    assert b"start it with: sstp-helper up work" in seen
+    data = (root / "etc/ppp/chap-secrets").read_text()
+    assert transport_secret(data, "alice", "work") == Secret(secret)
