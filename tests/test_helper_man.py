@@ -5,11 +5,16 @@ from __future__ import annotations
 import argparse
 import itertools
 import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from sstp_pppd import helper
 from sstp_pppd.errors import ExitCode
 from sstp_pppd.helpercmd import status
+from sstp_pppd.helpercmd.unit import render_unit
 
 MAN = Path(__file__).resolve().parent.parent / "man" / "sstp-helper.8"
 
@@ -76,3 +81,17 @@ def test_unit_exit_statuses_match_the_man_page() -> None:
     assert f"RestartPreventExitStatus={prevent.group(1)}" in man_sections("SYSTEMD")
     assert "NotifyAccess=main" in unit and "Type=notify" in unit and "KillMode=mixed" in unit
     assert "persist" not in re.sub(r"#.*", "", unit)
+
+
+@pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="no systemd-analyze")
+def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
+    """systemd-analyze verify reads the unit as systemd would: no unknown key, no bad value."""
+    unit = render_unit(
+        shutil.which("pppd") or "/usr/sbin/pppd", shutil.which("true") or "/bin/true"
+    )
+    (tmp_path / "sstp-pppd@.service").write_text(unit)
+    res = subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", "sstp-pppd@work.service"],
+        cwd=tmp_path, capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert res.returncode == 0 and res.stderr == "", res.stderr
