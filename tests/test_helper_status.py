@@ -7,6 +7,7 @@ host.status's own writer: what is checked is how sstp-helper reads and judges th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -204,6 +205,13 @@ def test_failure_prefers_the_transports_error() -> None:
     assert f.code == ExitCode.USAGE and "/etc/ppp/peers/work" in f.reason
     f = updown.pppd_failure(16, p, time.time() + 60)
     assert f.code == ExitCode.PPPD
+    # the transport's reason without its exit code: the reason, pppd's status for the code
+    error = {"reason": "TLS: bad", "exit_code": None, "time": time.time()}
+    p = dataclasses.replace(p, last_error=error)
+    f = updown.pppd_failure(16, p, time.time() - 5)
+    assert (f.code, f.reason) == (ExitCode.PPPD, "TLS: bad")
+    f = updown.pppd_failure(19, p, time.time() - 5)
+    assert (f.code, f.reason) == (ExitCode.AUTH, "TLS: bad")
 
 
 class Tty(io.StringIO):

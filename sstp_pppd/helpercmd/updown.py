@@ -122,17 +122,20 @@ def stage_text(stage: str | None) -> str:
 
 def pppd_failure(status: int | None, p: Probe, started_at: float) -> Failure:
     """Why the pppd we started ended: the transport's own error when it wrote one for this
-    run, else what pppd's exit status says."""
-    error = p.last_error
-    if error and isinstance(error.get("exit_code"), int) and _fresh(error, started_at):
-        return Failure(int(error["exit_code"]), str(error.get("reason") or "failed"))
+    run (its exit code when it gave one), else what pppd's exit status says."""
+    error = p.last_error if p.last_error and _fresh(p.last_error, started_at) else None
+    reason = str(error["reason"]) if error and error.get("reason") else None
+    if error and isinstance(error.get("exit_code"), int):
+        return Failure(int(error["exit_code"]), reason or "failed")
     if status == 19:
-        return Failure(ExitCode.AUTH, f"PPP authentication failed ({describe_exit(status)})")
+        return Failure(
+            ExitCode.AUTH, reason or f"PPP authentication failed ({describe_exit(status)})"
+        )
     if status == 2:
         return Failure(ExitCode.USAGE, f"{describe_exit(status)}: check /etc/ppp/peers/{p.name}")
     return Failure(
         ExitCode.PPPD,
-        f"{describe_exit(status)} before the link was up (the transport logs to syslog)",
+        reason or f"{describe_exit(status)} before the link was up (the transport logs to syslog)",
     )
 
 
