@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import stat
@@ -403,3 +404,32 @@ def test_up_failure_stops_what_pppd_left_running(root: Path, tmp_path: Path) -> 
     while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
         assert time.monotonic() < deadline, "pppd's child was left running"
         time.sleep(0.05)
+
+
+def test_transport_reports_first_pppd_exits_after(root: Path, tmp_path: Path) -> None:
+    """The transport writes its error and ends; pppd exits 19 a moment later: up waits for
+    that status (the error carries no exit code) and exits 7 with the transport's reason."""
+    code = (
+        "import time\n"
+        "from pathlib import Path\n"
+        "from sstp_pppd.helpercmd import hostapi\n"
+        "from sstp_pppd.host.status import update_status\n"
+        f"paths = hostapi.host_paths(Path({str(root)!r}))\n"
+        "time.sleep(0.3)\n"
+        "update_status('work', paths, state='connecting', stage='tcp')\n"
+        "time.sleep(0.4)\n"
+        "update_status('work', paths, state='down', stage='stopped',\n"
+        "              last_error='PPP authentication failed (MS-CHAPv2: wrong password)')\n"
+    )
+    script = f"{shlex.quote(sys.executable)} -c {shlex.quote(code)}; sleep 1; exit 19"
+    exe = tmp_path / "pppd"
+    exe.write_text(f"#!/bin/bash\nexec -a pppd /bin/bash -c {shlex.quote(script)}\n")
+    exe.chmod(0o755)
+    proc = subprocess.Popen([str(exe)], start_new_session=True)
+    out = io.StringIO()
+    with pytest.raises(updown.Failure) as exc:
+        updown.follow(name="work", paths=Paths(root), pppd=proc, timeout=20.0,
+                      progress=updown.Progress("work", out), hooks=False)  # fmt: skip
+    assert exc.value.code == ExitCode.AUTH
+    assert exc.value.reason == "PPP authentication failed (MS-CHAPv2: wrong password)"
+    assert "TCP (1/8)" in out.getvalue()

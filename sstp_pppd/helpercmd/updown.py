@@ -15,6 +15,7 @@ as they can run ``pon``/``poff``: both only start pppd and signal it by PID.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -258,8 +259,13 @@ def follow(
             if pppd is None and p.pppd_pid is None:
                 raise pppd_failure(None, p, started_at)
             if p.status.get("state") == "down" and p.last_error:
-                # The transport has ended with its error: pppd is about to follow.
-                raise pppd_failure(None, p, started_at)
+                # The transport has ended with its error: pppd is about to follow, and its
+                # exit status (19: the password) is the code when the error has none.
+                rc = None
+                if pppd is not None and p.last_error.get("exit_code") is None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        rc = pppd.wait(max(0.1, min(3.0, deadline - time.monotonic())))
+                raise pppd_failure(rc, p, started_at)
             if p.state is State.UP and (p.configured or not hooks):
                 progress.end(f"up ({describe_link(p, paths)})")
                 return 0

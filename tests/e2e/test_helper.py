@@ -11,6 +11,7 @@ through the client's /etc/ppp/options.
 from __future__ import annotations
 
 import json
+import re
 import signal
 from pathlib import Path
 
@@ -88,10 +89,12 @@ def test_add_up_status_down(
     assert res.returncode == EXIT_OK, res.stderr
     link = lab.wait_for_ppp(timeout=5)
     assert link.peer == TUNNEL_LOCAL
-    assert res.stderr.splitlines() == [
-        f"{NAME}: starting pppd",
-        f"{NAME}: up (ppp0 {link.local} peer {link.peer})",
-    ]
+    lines = res.stderr.splitlines()
+    assert lines[0] == f"{NAME}: starting pppd"
+    assert lines[-1] == f"{NAME}: up (ppp0 {link.local} peer {link.peer})"
+    # between them one line per stage reported (as many as the transport and hooks tell)
+    steps = [int(m.group(1)) for line in lines[1:-1] if (m := re.search(r" \((\d)/8\)$", line))]
+    assert len(steps) == len(lines) - 2 and steps == sorted(set(steps)), lines
     sstp_server.wait_for_log("Crypto Binding is valid.", 15)
     assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
 
