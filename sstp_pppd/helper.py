@@ -9,7 +9,9 @@ they run. Every failure ends in one line on stderr and an exit code from
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -99,6 +101,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG} {args.command}: interrupted\n")
         return ExitCode.INTERRUPTED
+    except Exception as exc:  # noqa: BLE001 - a bug: reported in one line, not a traceback
+        # A bug: one line as for every other failure; the traceback on request.
+        if os.environ.get("SSTP_HELPER_DEBUG"):
+            traceback.print_exc()
+        sys.stderr.write(
+            f"{PROG} {args.command}: internal error: {type(exc).__name__}: {exc} "
+            "(SSTP_HELPER_DEBUG=1 shows where)\n"
+        )
+        return ExitCode.INTERNAL
 
 
 if __name__ == "__main__":

@@ -424,3 +424,23 @@ def test_ask_password_on_a_terminal_is_not_echoed(root: Path) -> None:
     assert b"start it with: sstp-helper up work" in seen
     data = (root / "etc/ppp/chap-secrets").read_text()
     assert transport_secret(data, "alice", "work") == Secret(secret)
+
+
+def test_a_bug_ends_in_one_line(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sstp_pppd.helpercmd import state
+
+    assert add(root, tmp_path) == 0
+    capsys.readouterr()
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError(22, "Invalid argument")
+
+    monkeypatch.setattr(state, "probe", broken)
+    assert run(root, "list") == ExitCode.INTERNAL
+    err = capsys.readouterr().err
+    assert err == (
+        "sstp-helper list: internal error: OSError: [Errno 22] Invalid argument "
+        "(SSTP_HELPER_DEBUG=1 shows where)\n"
+    )

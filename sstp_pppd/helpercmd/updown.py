@@ -301,6 +301,27 @@ def _interrupt_on_term() -> Callable[[], None]:
     return restore
 
 
+def wait_gone(procs: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until ``procs`` have ended (a zombie has); the ones still running.
+
+    By polling: psutil.wait_procs waits through pidfd_open, which fails with EINVAL on
+    some kernels (UML 6.1) for processes that are not our children.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        alive = [p for p in procs if _running(p)]
+        if not alive or time.monotonic() >= deadline:
+            return alive
+        time.sleep(0.05)
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def descendants(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -331,13 +352,13 @@ def stop_tree(
                 pass
     except psutil.AccessDenied as exc:
         raise NotRoot(f"not allowed to stop pppd (PID {pid}): run as root") from exc
-    _, alive = psutil.wait_procs(procs, timeout=timeout)
+    alive = wait_gone(procs, timeout)
     for proc in alive:
         try:
             proc.kill()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
-    psutil.wait_procs(alive, timeout=5.0)
+    wait_gone(alive, 5.0)
     if reap is not None:
         reap()
     return not alive
