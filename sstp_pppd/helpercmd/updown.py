@@ -264,7 +264,7 @@ def follow(
                 rc = None
                 if pppd is not None and p.last_error.get("exit_code") is None:
                     with contextlib.suppress(subprocess.TimeoutExpired):
-                        rc = pppd.wait(max(0.1, min(3.0, deadline - time.monotonic())))
+                        rc = pppd.wait(max(0.1, min(10.0, deadline - time.monotonic())))
                 raise pppd_failure(rc, p, started_at)
             if p.state is State.UP and (p.configured or not hooks):
                 progress.end(f"up ({describe_link(p, paths)})")
