@@ -56,6 +56,8 @@ def transport_path() -> str:
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "add",
+        usage="%(prog)s NAME --server HOST[:PORT] --user USER "
+        "(--password-file FILE | --ask-password) [OPTIONS] [-- PPPD-OPTIONS...]",
         help="write a connection: peers file, chap-secrets line, route and DNS settings",
         description="Write /etc/ppp/peers/NAME, the chap-secrets line and the route and DNS "
         "settings of connection NAME (replacing them if NAME exists). Everything after "
