@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,11 +46,11 @@ def helper(
     )
 
 
-def add(lab: Lab, d: Path, password: str) -> Result:
+def add(lab: Lab, d: Path, password: str, *extra: str) -> Result:
     """``add NAME`` with the password on stdin (never in an argv)."""
     lab.write_client_file("options", f"logfile {d / 'client-pppd.log'}\ndebug\n")
     res = helper(lab, d, "add", NAME, "--server", SERVER_NAME, "--user", USERNAME,
-                 "--ca-cert", str(lab.certs.ca.cert), "--ask-password",
+                 "--ca-cert", str(lab.certs.ca.cert), "--ask-password", *extra,
                  stdin=password + "\n")  # fmt: skip
     assert res.returncode == EXIT_OK, res.stderr
     assert password not in res.stdout + res.stderr
@@ -170,4 +172,55 @@ def test_kill_9_then_down_and_up_again(
         res = helper(lab, case_dir, "up", NAME, "--timeout", "60")
     assert res.returncode == EXIT_OK, res.stderr
     assert helper(lab, case_dir, "down", NAME).returncode == EXIT_OK
+    assert left_running(lab) == []
+
+
+BEHIND = "10.98.0.1"  # on srv's lo: reachable from cli only through the tunnel
+
+
+@pytest.fixture
+def hooks(lab: Lab, case_dir: Path) -> Iterator[None]:
+    """``sstp-helper install-hooks`` into cli's private /etc/ppp, with Debian's ip-up and
+    friends beside them (they run the .d directories), and a network behind the server."""
+    etc_ppp = lab.guest.cli_etc_ppp
+    copied = []
+    for script in ("ip-up", "ip-down", "ipv6-up", "ipv6-down"):
+        shutil.copy2(f"/etc/ppp/{script}", etc_ppp / script)
+        copied.append(etc_ppp / script)
+    res = helper(lab, case_dir, "install-hooks")
+    assert res.returncode == EXIT_OK, res.stderr
+    installed = [Path(line.split(" ", 1)[1]) for line in res.stdout.splitlines()]
+    assert len(installed) == 4
+    lab.guest.sh(f"ip addr add {BEHIND}/24 dev lo", ns="srv")
+    try:
+        yield
+    finally:
+        lab.guest.sh(f"ip addr del {BEHIND}/24 dev lo", ns="srv", check=False)
+        for f in [*copied, *(etc_ppp / p.relative_to("/etc/ppp") for p in installed)]:
+            f.unlink(missing_ok=True)
+
+
+def test_split_route_applied_by_the_hooks(
+    lab: Lab, case_dir: Path, sstp_server: SstpServer, hooks: None, timings: Timings
+) -> None:
+    """With the hooks installed, up waits until they report the route applied; status shows
+    it; the network behind the server answers only while the connection is up."""
+    net = BEHIND.rsplit(".", 1)[0] + ".0/24"
+    before = lab.guest.sh("ip route show table all", ns="cli").stdout
+    add(lab, case_dir, PASSWORD, "--route", net)
+    assert lab.ping(BEHIND, count=1, log_dir=case_dir).returncode != 0
+    with timings.step("up with route"):
+        res = helper(lab, case_dir, "up", NAME, "--timeout", "60")
+    assert res.returncode == EXIT_OK, res.stderr
+    entry = status(lab, case_dir)
+    assert entry["state"] == "up" and entry["stage"] == "up"
+    assert entry["routes"] == [net]
+    got = lab.guest.sh(f"ip route get {BEHIND}", ns="cli").stdout
+    assert " dev ppp0 " in got, got
+    assert lab.ping(BEHIND, log_dir=case_dir).returncode == 0
+    with timings.step("down"):
+        res = helper(lab, case_dir, "down", NAME)
+    assert res.returncode == EXIT_OK, res.stderr
+    assert lab.wait_for_no_ppp(timeout=5)
+    assert lab.guest.sh("ip route show table all", ns="cli").stdout == before
     assert left_running(lab) == []
