@@ -145,12 +145,16 @@ def _fresh(error: dict[str, Any], started_at: float) -> bool:
     return not isinstance(t, int | float) or t >= started_at - 1.0
 
 
-def wants_hooks(name: str, paths: Paths) -> bool:
-    """Whether this connection has routes or DNS that only the hooks can apply."""
+def settings(name: str, paths: Paths) -> Any:
+    """The connection's route and DNS settings (host.connconf), None without any."""
     try:
-        conf = hostapi.load_connection(name, paths.root)
+        return hostapi.load_connection(name, paths.root)
     except hostapi.MissingPart:
-        return False
+        return None
+
+
+def wants_hooks(conf: Any) -> bool:
+    """Whether these settings have routes or DNS that only the hooks can apply."""
     if conf is None:
         return False
     return bool(
@@ -175,12 +179,15 @@ def cmd_up(args: argparse.Namespace, paths: Paths) -> int:
     if not paths.peers_file(name).exists():
         raise ConfigError(f"no connection {name}: add it first (sstp-helper add {name} ...)")
     progress = Progress(name, sys.stderr)
-    hooks = hooks_installed(paths)
-    if wants_hooks(name, paths) and not hooks:
+    conf = settings(name, paths)
+    installed = hooks_installed(paths)
+    if wants_hooks(conf) and not installed:
         raise ConfigError(
             f"{name} has routes or DNS settings but pppd's hooks are not installed: "
             "run sstp-helper install-hooks"
         )
+    # The hooks act (and report "up") only for a connection with a settings file.
+    hooks = installed and conf is not None
     current = probe(name, paths)
     if current.state is State.UP and (current.configured or not hooks):
         progress.end(f"already up ({describe_link(current, paths)})")
