@@ -1,0 +1,1 @@
+"""The commands of ``sstp-helper``, one module per group; :mod:`sstp_pppd.helper` dispatches."""
