@@ -42,6 +42,11 @@ proves the plugin's keys reached CALL_CONNECTED:
   With pppd 2.4.9 at both ends the HLAK is MSK[0:16] || MSK[32:48] (what both pppds keep);
   a Windows server wants MSK[0:32], which pppd 2.4.9 does not keep: unproven here.
 
+pppd 2.5.2 (Debian 13's, run through its own ld.so from scripts/fetch-pppd25.sh) with the
+plugin built against its headers: MS-CHAPv2 in pty mode with the password only in pppd is
+accepted by sstpd (pppd 2.5 hands over 20-byte MS-CHAPv2 keys); EAP-TLS hands over
+send = MSK[0:32], receive = MSK[32:64], matching the 2.4.9 server's 16-byte halves.
+
 Not reachable in this bed: EAP-MSCHAPv2. pppd's EAP server offers MSCHAPv2 only when the
 peer NAKs its MD5-Challenge proposing type 26, and pppd's EAP client NAKs only with SRP, so
 two pppds always settle on EAP-MD5 (tested above) when they share a CHAP secret.
@@ -73,7 +78,7 @@ from .bed import (
     Timings,
 )
 from .certs import SERVER_NAME
-from .uml import GuestError, GuestProcess
+from .uml import REPO, GuestError, GuestProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -660,3 +665,107 @@ def test_eap_tls_binding_with_our_plugin(
     assert "crypto binding sent (keys: plugin)" in log
     stop(lab, pppd)
     assert guest_path_gone(lab, f"/var/run/sstpc/sstpc-{ipparam}")
+
+
+# -- pppd 2.5 (Debian 13's, unpacked by scripts/fetch-pppd25.sh) --------------------------
+
+PPPD25_ROOT = REPO / ".e2e" / "pppd25"
+PPPD25_RT = PPPD25_ROOT / "rt" / "root"
+
+
+@pytest.fixture(scope="module")
+def pppd25(lab: Lab) -> tuple[list[str], Path]:
+    """The argv that runs trixie's pppd 2.5.2 here (through trixie's own ld.so, with its
+    libc, libssl and libpcap; the rest from this system), and our plugin built against
+    pppd 2.5's headers."""
+    pppd = PPPD25_RT / "usr" / "sbin" / "pppd"
+    include = PPPD25_ROOT / "root" / "usr" / "include"
+    if not pppd.exists() or not (include / "pppd" / "pppd.h").exists():
+        pytest.skip(f"no pppd 2.5 in {PPPD25_ROOT}: run scripts/fetch-pppd25.sh")
+    libs = PPPD25_RT / "usr" / "lib" / "x86_64-linux-gnu"
+    argv = [str(libs / "ld-linux-x86-64.so.2"), "--library-path",
+            f"{libs}:/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu", str(pppd)]  # fmt: skip
+    built = build.build_plugin(lab.run_dir / "plugin25", include_dir=include)
+    assert built.version == "2.5.2"
+    return argv, built.path
+
+
+def test_pppd25_pty_mode_password_only_in_pppd(
+    lab: Lab,
+    case_dir: Path,
+    pppd25: tuple[list[str], Path],
+    sstp_server: SstpServer,
+    timings: Timings,
+) -> None:
+    """The 2.5 build in a real pppd 2.5.2 (ppp_add_notify(NF_AUTH_UP), mppe_get_send_key,
+    ppp_ipparam): pty mode, password only in pppd, empty chap-secrets; sstpd accepts the
+    binding, so the 2.5 API handed over the right MS-CHAPv2 keys."""
+    argv, plugin25 = pppd25
+    ipparam = "ours25"
+    sock = f"/var/run/sstpc/sstpc-{ipparam}"
+    lab.write_client_file(
+        "peers/ours25",
+        f'pty "{SSTP_PPPD} --nolaunchpppd --ipparam {ipparam} --ca-cert {lab.certs.ca.cert} '
+        f'--log-stderr --log-level 4 {SERVER_NAME}"\n'
+        f"plugin {plugin25}\nname {USERNAME}\npassword {PASSWORD}\nremotename sstpd\n"
+        f"ipparam {ipparam}\n" + "".join(f"{o}\n" for o in MSCHAPV2) + "nodetach\ndebug\n",
+    )
+    lab.write_client_file("chap-secrets", "", 0o600)
+    log_file = case_dir / "client-pppd.log"
+    with timings.step("connect"):
+        pppd = lab.guest.spawn(
+            [*argv, "call", "ours25", "logfile", str(log_file)], ns="cli", log_dir=case_dir,
+            name="pppd25",
+        )  # fmt: skip
+        link = lab.wait_for_ppp(timeout=60, proc=pppd)
+    sstp_server.wait_for_log("Crypto Binding is valid.", 15)
+    assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
+    log = client_log(case_dir)
+    assert "sstp-pppd-keys: authentication done (auth-up)" in log
+    # pppd 2.5 keeps MS-CHAPv2's keys as the whole 20-byte SHA-1 (2.4.9: 16 bytes); the
+    # HLAK takes the first 16 of each, which are the 128-bit MPPE keys (RFC 3079 3.4).
+    assert "sending MPPE keys (send 20 bytes, receive 20 bytes)" in log
+    assert log.count(HANDED + sock) == 1
+    assert "crypto binding sent (keys: plugin)" in log
+    stop(lab, pppd)
+    assert guest_path_gone(lab, sock)
+
+
+def test_pppd25_eap_tls_hands_over_the_msk(
+    lab: Lab,
+    case_dir: Path,
+    pppd25: tuple[list[str], Path],
+    sink_factory: list[Sink],
+    timings: Timings,
+) -> None:
+    """EAP-TLS with pppd 2.5.2 as the client: it keeps 32 bytes of each key, so the plugin
+    hands over send = MSK[0:32] and receive = MSK[32:64], from which the transport's HLAK is
+    MSK[0:32] as [MS-SSTP] wants. Checked against the server's pppd 2.4.9, which keeps
+    MSK[0:16] as its receive key and MSK[32:48] as its send key. (That server's sstpd
+    expects the 2.4.9 split, so this pair's binding could not be accepted: not checked.)"""
+    argv, plugin25 = pppd25
+    cert, key = client_cert(lab, case_dir)
+    srv = lab.certs.server
+    lab.guest.write_file(
+        "/etc/ppp/eaptls-server", f"* sstpd - {srv.cert} {lab.certs.ca.cert} {srv.key} *\n", 0o600
+    )
+    lab.server.start(case_dir, pppd_options=server_options("require-eap"), chap_secrets="")
+    lab.write_client_file("chap-secrets", "", 0o600)
+    sock = f"{SOCK_DIR}/tls25.sock"
+    sink_factory.append(sink := Sink(lab, case_dir, sock))
+    tls = f"cert {cert}\nkey {key}\nca {lab.certs.ca.cert}\n"
+    peers_file(lab, "tls25", tls + f"plugin {plugin25}\nsstp-sock {sock}\n",
+               auth=client_auth("eap"), ipparam="tls25", remotename=SERVER_NAME)  # fmt: skip
+    pppd = lab.guest.spawn(
+        [*argv, "call", "tls25", "logfile", str(case_dir / "client-pppd.log")],
+        ns="cli", log_dir=case_dir, name="pppd25",
+    )  # fmt: skip
+    msgs = sink.messages(1, timeout=60)
+    assert len(msgs) == 1, (msgs, client_log(case_dir))
+    keys = attrs(msgs[0])
+    assert len(keys[ATTR_SEND]) == len(keys[ATTR_RECV]) == 32
+    assert msgs[0]["length"] == 2 * (4 + 32)
+    server_send, server_recv = server_view_keys(lab)
+    assert keys[ATTR_SEND][:16] == server_recv and keys[ATTR_RECV][:16] == server_send
+    assert "sending MPPE keys (send 32 bytes, receive 32 bytes)" in client_log(case_dir)
+    pppd.stop(20)
