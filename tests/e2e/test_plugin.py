@@ -92,6 +92,16 @@ NOKEYS = "sstp-pppd-keys: no MPPE keys for this auth method: the binding uses ze
 HANDED = "sstp-pppd-keys: MPPE keys handed to the SSTP client at "
 
 
+@pytest.fixture(autouse=True)
+def tidy_secrets(lab: Lab) -> Iterator[None]:
+    """The server's pap-secrets and eaptls-server and the client's pap-secrets that some
+    cases write are removed afterwards: later test modules share the guest."""
+    yield
+    if lab.guest.alive:
+        lab.guest.run(["rm", "-f", "/etc/ppp/pap-secrets", "/etc/ppp/eaptls-server"])
+    (lab.guest.cli_etc_ppp / "pap-secrets").unlink(missing_ok=True)
+
+
 @pytest.fixture(scope="module")
 def plugin(lab: Lab) -> Path:
     """sstp-pppd-keys.so for the installed pppd, in the run directory the guest sees."""
