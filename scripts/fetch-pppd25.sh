@@ -2,6 +2,10 @@
 # Fetches the pppd 2.5 plugin headers (Debian 13 "trixie" ppp-dev) into
 # .e2e/pppd25/, so that the plugin's compile test covers pppd's 2.5 API as
 # well as the installed 2.4.9 one (tests/host/test_plugin_build.py).
+# Also unpacks trixie's pppd 2.5 itself with the libraries it needs newer than
+# bookworm's (libc6, libssl3t64, libpcap0.8t64) into .e2e/pppd25/rt/root, so
+# tests/e2e/test_plugin.py can run the 2.5 plugin in a real pppd 2.5 through
+# trixie's ld.so (rt/root/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2).
 #
 # The system's apt configuration is never touched: apt-get runs with a
 # private source list, state and cache below the output directory, and only
@@ -18,7 +22,8 @@ out=${PPPD25_DIR:-$repo/.e2e/pppd25}
 mirror=${PPPD25_MIRROR:-http://deb.debian.org/debian}
 include=$out/root/usr/include
 
-if [ -f "$include/pppd/pppd.h" ]; then
+runtime=$out/rt/root
+if [ -f "$include/pppd/pppd.h" ] && [ -x "$runtime/usr/sbin/pppd" ]; then
     echo "$include"
     exit 0
 fi
@@ -59,6 +64,10 @@ apt_opts=(
 
 apt-get "${apt_opts[@]}" -qq update
 (cd "$out/debs" && apt-get "${apt_opts[@]}" -qq download ppp-dev)
+rm -rf "$out/rt" && mkdir -p "$out/rt/debs"
+(cd "$out/rt/debs" && apt-get "${apt_opts[@]}" -qq download ppp libc6 libssl3t64 libpcap0.8t64)
+for d in "$out"/rt/debs/*.deb; do dpkg -x "$d" "$out/rt/root.tmp"; done
+mv "$out/rt/root.tmp" "$runtime"
 
 deb=$(ls "$out"/debs/ppp-dev_*.deb | head -n 1)
 rm -rf "$out/root.tmp"

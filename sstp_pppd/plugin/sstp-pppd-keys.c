@@ -15,6 +15,8 @@
  * made none (PAP, CHAP-MD5), and waits up to SSTP_ACK_TIMEOUT seconds for
  * the ACK. The client builds the HLAK from them.
  *
+ * Key lengths: MS-CHAPv2 and EAP-MSCHAPv2 give 16 bytes each on pppd 2.4.9
+ * and the whole 20-byte SHA-1 on 2.5 (the first 16 are the MPPE key).
  * EAP-TLS: pppd 2.5 keeps 32 bytes of each key (send = MSK[0:32] on the
  * client), so a client taking a 32-byte send key as the HLAK gets MSK[0:32]
  * as [MS-SSTP] wants. pppd 2.4.9 keeps only 16 bytes of each (send =

@@ -2,10 +2,10 @@
 
 The plugin is built once per module against the installed headers (``build.build_plugin``)
 into the run directory, which the guest shares, and loaded by absolute path from a pppd
-peers file in pty mode. In the first cases a small listener (``keysink.py``) plays the
-transport's side of the socket in the client's namespace: it records every message and
-acknowledges it, while the tunnel's binding comes from the transport's chap-secrets. The
-last cases use the transport's own key channel (sstp_pppd.transport.keychannel).
+peers file in pty mode. A small listener (``keysink.py``) plays the transport's side of the
+socket in the client's namespace: it records every message and acknowledges it, while the
+tunnel's binding comes from the transport's chap-secrets. The cases through the
+transport's own key channel, and with pppd 2.5, are in test_plugin_channel.py.
 
 What is proven here, and how:
 - (e) the keys the plugin hands over are the session's MS-CHAPv2 MPPE keys: the listener's
@@ -31,17 +31,6 @@ What is proven here, and how:
   private bind mount there, so the host is untouched), prints the path, and pppd loads
   the plugin by name.
 
-With the transport's key channel, sstpd accepting the binding ("Crypto Binding is valid.")
-proves the plugin's keys reached CALL_CONNECTED:
-- (c) pty mode, the password only in pppd's ``password`` option, chap-secrets empty; ping,
-  1 MiB transfer, clean stop, the socket gone.
-- (d) launch mode with ``--user`` and no password option: sstp-pppd loads the plugin that
-  ``install_plugin`` put in pppd's directory; MS-CHAPv2 (chap-secrets) and EAP-TLS (a
-  certificate, chap-secrets empty: the plugin is the only key source).
-- (g) EAP-TLS in pty mode with the certificate in pppd's cert/key/ca: binding accepted.
-  With pppd 2.4.9 at both ends the HLAK is MSK[0:16] || MSK[32:48] (what both pppds keep);
-  a Windows server wants MSK[0:32], which pppd 2.4.9 does not keep: unproven here.
-
 Not reachable in this bed: EAP-MSCHAPv2. pppd's EAP server offers MSCHAPv2 only when the
 peer NAKs its MD5-Challenge proposing type 26, and pppd's EAP client NAKs only with SRP, so
 two pppds always settle on EAP-MD5 (tested above) when they share a CHAP secret.
@@ -49,10 +38,6 @@ two pppds always settle on EAP-MD5 (tested above) when they share a CHAP secret.
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,30 +46,40 @@ import pytest
 from sstp_pppd.core import crypto
 from sstp_pppd.plugin import build
 
-from .bed import (
-    CHAP_SECRETS,
-    HOST_PYTHON,
-    PASSWORD,
-    SSTP_PPPD,
-    USERNAME,
-    Lab,
-    PppLink,
-    SstpServer,
-    Timings,
-)
+from .bed import CHAP_SECRETS, HOST_PYTHON, PASSWORD, Lab, SstpServer, Timings
 from .certs import SERVER_NAME
-from .uml import GuestError, GuestProcess
+from .pluginlab import (
+    ATTR_RECV,
+    ATTR_SEND,
+    AUTH,
+    HANDED,
+    MAGIC,
+    NOKEYS,
+    SOCK_DIR,
+    Sink,
+    attrs,
+    client_auth,
+    client_cert,
+    client_log,
+    connect,
+    dual_plugins,
+    nt_response_from_log,
+    peers_file,
+    private_plugin_dir,
+    server_options,
+    server_view_keys,
+    stop,
+    stop_sinks,
+    tidy,
+)
 
 pytestmark = pytest.mark.e2e
 
-KEYSINK = Path(__file__).with_name("keysink.py")
-MAGIC, AUTH, ATTR_SEND, ATTR_RECV = 0x73737470, 1, 2 - 1, 2
-SOCK_DIR = "/run/sstp-plugin-test"
-#: A client that authenticates with MS-CHAPv2 only, as in test_transport.
-MSCHAPV2 = ("noauth", "refuse-eap", "refuse-pap", "refuse-chap", "refuse-mschap",
-            "nodefaultroute", "noccp")  # fmt: skip
-NOKEYS = "sstp-pppd-keys: no MPPE keys for this auth method: the binding uses zeros"
-HANDED = "sstp-pppd-keys: MPPE keys handed to the SSTP client at "
+
+@pytest.fixture(autouse=True)
+def tidy_secrets(lab: Lab) -> Iterator[None]:
+    yield
+    tidy(lab)
 
 
 @pytest.fixture(scope="module")
@@ -93,107 +88,11 @@ def plugin(lab: Lab) -> Path:
     return build.build_plugin(lab.run_dir / "plugin").path
 
 
-class Sink:
-    """keysink.py in the cli namespace, listening on ``sock``."""
-
-    def __init__(
-        self, lab: Lab, d: Path, sock: str, *, name: str = "keysink", no_ack: bool = False
-    ) -> None:
-        self.record = d / f"{name}.jsonl"
-        argv = ["/usr/bin/python3", "-I", "-S", str(KEYSINK), sock, str(self.record)]
-        self.proc: GuestProcess = lab.guest.spawn(
-            argv + (["--no-ack"] if no_ack else []), ns="cli", log_dir=d, name=name
-        )
-        deadline = time.monotonic() + 30
-        while "listening" not in self.proc.stdout:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise GuestError(f"keysink did not start:\n{self.proc.stderr}")
-            time.sleep(0.05)
-
-    def messages(self, n: int = 1, timeout: float = 15.0) -> list[dict[str, object]]:
-        """The first ``n`` recorded messages (waits for them)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.record.read_text() if self.record.exists() else ""
-            msgs = [json.loads(line) for line in text.splitlines()]
-            if len(msgs) >= n or time.monotonic() > deadline:
-                return msgs
-            time.sleep(0.1)
-
-
 @pytest.fixture
 def sink_factory(lab: Lab, case_dir: Path) -> Iterator[list[Sink]]:
     sinks: list[Sink] = []
     yield sinks
-    for s in sinks:
-        if s.proc.poll() is None:
-            s.proc.stop(5)
-
-
-def peers_file(
-    lab: Lab,
-    name: str,
-    plugin_lines: str,
-    *,
-    auth: tuple[str, ...] = MSCHAPV2,
-    ipparam: str = "lab",
-    remotename: str = "lab",
-) -> None:
-    """A pty-mode peers file: our transport on the pty line, our plugin below it."""
-    lab.write_client_file(
-        f"peers/{name}",
-        f'pty "{SSTP_PPPD} --nolaunchpppd --ca-cert {lab.certs.ca.cert} '
-        f'--log-stderr --log-level 4 {SERVER_NAME}"\n'
-        f"name {USERNAME}\nremotename {remotename}\nipparam {ipparam}\n"
-        + "".join(f"{o}\n" for o in auth)
-        + plugin_lines
-        + "nodetach\ndebug\n",
-    )
-
-
-def connect(lab: Lab, d: Path, name: str, timings: Timings) -> tuple[GuestProcess, PppLink]:
-    with timings.step("connect"):
-        pppd = lab.pppd_call(name, "logfile", str(d / "client-pppd.log"), log_dir=d)
-        link = lab.wait_for_ppp(timeout=60, proc=pppd)
-    return pppd, link
-
-
-def client_log(d: Path) -> str:
-    return (d / "client-pppd.log").read_text(errors="replace")
-
-
-def stop(lab: Lab, pppd: GuestProcess) -> None:
-    res = pppd.stop(20)
-    assert lab.wait_for_no_ppp()
-    assert res.returncode in (5, 16), res.returncode  # pppd: stopped by signal / hangup
-
-
-def attrs(msg: dict[str, object]) -> dict[int, bytes]:
-    found = msg["attrs"]
-    assert isinstance(found, list)
-    return {a["type"]: bytes.fromhex(a["data"]) for a in found}
-
-
-def nt_response_from_log(log: str) -> bytes:
-    """The NT-Response of the client's MS-CHAPv2 Response, from pppd's debug packet dump:
-    ``sent [CHAP Response id=0x.. <49-byte value as hex>, name = "labuser"]``."""
-    m = re.search(r"sent \[CHAP Response id=0x[0-9a-f]+ <([0-9a-f]{98})>", log)
-    assert m, "no MS-CHAPv2 Response in the client pppd's debug log"
-    value = bytes.fromhex(m.group(1))
-    # PeerChallenge 16, reserved 8, NT-Response 24, flags 1 (RFC 2759 4).
-    return value[24:48]
-
-
-def server_view_keys(lab: Lab) -> tuple[bytes, bytes]:
-    """(send, receive) as the server's pppd holds them: Debian's sstp-pppd-plugin.so, which
-    hands them to sstpd, logs them with ``debug`` ("The mppe send key (16): <hex>")."""
-    log = lab.server.pppd_log_text
-    found = {
-        m.group(1): bytes.fromhex(m.group(2))
-        for m in re.finditer(r"The mppe (send|recv) key \(\d+\): ([0-9a-f]+)", log)
-    }
-    assert set(found) == {"send", "recv"}, "the server's plugin logged no keys"
-    return found["send"], found["recv"]
+    stop_sinks(sinks)
 
 
 def test_plugin_keys_are_the_sessions_mschapv2_keys(
@@ -265,30 +164,6 @@ def test_no_socket_pppd_warns_once_and_carries_on(
     stop(lab, pppd)
 
 
-def dual_plugins(lab: Lab, d: Path, ipparam: str, plugin: Path) -> tuple[Sink, Sink, str]:
-    """Debian's sstp-pppd-plugin.so (sstp-client 1.0.18) and ours in the same pppd, each
-    with its own listener. pppd reads the peers file in order and options are looked up
-    among the plugins loaded so far, so ``sstp-sock`` goes to Debian's; ours then uses its
-    default path, /var/run/sstpc/sstpc-<ipparam>."""
-    theirs = Sink(lab, d, f"{SOCK_DIR}/debian.sock", name="debian-plugin")
-    ours_sock = f"/var/run/sstpc/sstpc-{ipparam}"
-    ours = Sink(lab, d, ours_sock, name="our-plugin")
-    lines = f"plugin sstp-pppd-plugin.so\nsstp-sock {SOCK_DIR}/debian.sock\nplugin {plugin}\n"
-    return theirs, ours, lines
-
-
-def server_options(auth: str) -> tuple[str, ...]:
-    return ("name sstpd", auth, "silent", "nodefaultroute", "noccp", "debug")
-
-
-def client_auth(*allow: str) -> tuple[str, ...]:
-    """pppd options refusing every auth method but ``allow`` (pppd's option names)."""
-    methods = ("eap", "pap", "chap", "mschap", "mschap-v2")
-    return ("noauth", *(f"refuse-{m}" for m in methods if m not in allow),
-            "nodefaultroute", "noccp")  # fmt: skip
-
-
-#: auth method -> (the server pppd's requirement, what the client allows, has MPPE keys)
 METHODS = {
     "mschapv2": ("require-mschap-v2", ("mschap-v2",), True),
     "pap": ("require-pap", ("pap",), False),
@@ -392,30 +267,6 @@ def test_default_socket_path_follows_ipparam(
     stop(lab, pppd)
 
 
-# -- EAP-TLS: a client certificate through pppd's own cert/key/ca options ---------------
-
-
-def client_cert(lab: Lab, d: Path) -> tuple[Path, Path]:
-    """A TLS client certificate for labuser from the lab CA."""
-    key, csr, cert = d / "client.key", d / "client.csr", d / "client.pem"
-    ca = lab.certs.ca
-    for argv in (
-        ["openssl", "req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(csr), "-subj", f"/O=sstp-pppd tests/CN={USERNAME}"],
-        ["openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key),
-         "-CAcreateserial", "-CAserial", str(d / "ca.srl"), "-out", str(cert), "-days", "30",
-         "-extfile", "/dev/stdin"],
-    ):  # fmt: skip
-        res = subprocess.run(
-            argv,
-            input="extendedKeyUsage=clientAuth\nbasicConstraints=critical,CA:FALSE\n",
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        assert res.returncode == 0, res.stderr
-    key.chmod(0o600)
-    return cert, key
-
-
 def test_eap_tls_keys_match_debians_plugin(
     lab: Lab, case_dir: Path, plugin: Path, sink_factory: list[Sink], timings: Timings
 ) -> None:
@@ -486,16 +337,6 @@ def test_persist_hands_over_each_links_keys(
     stop(lab, pppd)
 
 
-def private_plugin_dir(d: Path, version: str) -> str:
-    """Shell lines that put a copy of pppd's plugin directory over the real one, in the
-    calling command's own mount namespace (``ip netns exec`` gives each command one), so
-    installing into it changes nothing outside that command."""
-    return (
-        f"mkdir -p {d}/plugin-dir && cp -a /usr/lib/pppd/{version}/. {d}/plugin-dir/ && "
-        f"mount --bind {d}/plugin-dir /usr/lib/pppd/{version} && "
-    )
-
-
 def test_install_plugin_into_pppds_dir_then_load_it_by_name(
     lab: Lab,
     case_dir: Path,
@@ -529,134 +370,3 @@ def test_install_plugin_into_pppds_dir_then_load_it_by_name(
     assert f"Plugin {build.PLUGIN_NAME} loaded." in pppd.stdout + pppd.stderr
     assert len(sink.messages(1)) == 1 and client_log(case_dir).count(HANDED + sock) == 1
     stop(lab, pppd)
-
-
-# -- with the transport's own key channel (sstp_pppd.transport.keychannel) ---------------
-
-
-def guest_path_gone(lab: Lab, path: str, seconds: int = 10) -> bool:
-    """Whether ``path`` is absent in the guest (its /run is private) within ``seconds``."""
-    script = f"for i in $(seq {seconds * 10}); do [ -e {path} ] || exit 0; sleep 0.1; done; exit 1"
-    return lab.guest.run(["bash", "-c", script], ns="cli", timeout=seconds + 30).returncode == 0
-
-
-def test_pty_mode_password_only_in_pppd(
-    lab: Lab, case_dir: Path, plugin: Path, sstp_server: SstpServer, timings: Timings
-) -> None:
-    """(c) our plugin in pty mode: the password is only in pppd's ``password`` option and
-    the transport's chap-secrets is empty, so the binding's keys can only come from our
-    plugin through the transport's socket, /var/run/sstpc/sstpc-<ipparam>."""
-    ipparam = "ourplugin"
-    sock = f"/var/run/sstpc/sstpc-{ipparam}"
-    lab.write_client_file(
-        "peers/ours-pty",
-        f'pty "{SSTP_PPPD} --nolaunchpppd --ipparam {ipparam} --ca-cert {lab.certs.ca.cert} '
-        f'--log-stderr --log-level 4 {SERVER_NAME}"\n'
-        f"plugin {plugin}\nname {USERNAME}\npassword {PASSWORD}\nremotename sstpd\n"
-        f"ipparam {ipparam}\n" + "".join(f"{o}\n" for o in MSCHAPV2) + "nodetach\ndebug\n",
-    )
-    lab.write_client_file("chap-secrets", "", 0o600)
-    pppd, link = connect(lab, case_dir, "ours-pty", timings)
-    sstp_server.wait_for_log("Crypto Binding is valid.", 15)
-    lab.check_link(link, nbytes=1 << 20, log_dir=case_dir, timings=timings)
-    log = client_log(case_dir)
-    assert log.count(HANDED + sock) == 1
-    assert "crypto binding sent (keys: plugin)" in log
-    assert PASSWORD not in log.replace(f"password {PASSWORD}", "")
-    with timings.step("disconnect"):
-        stop(lab, pppd)
-    assert guest_path_gone(lab, sock), f"{sock} is left behind"
-
-
-@pytest.mark.parametrize("auth", ["mschapv2", "eap-tls"])
-def test_launch_mode_user_and_chap_secrets_only(
-    lab: Lab, case_dir: Path, timings: Timings, auth: str
-) -> None:
-    """(d) launch mode with ``--user`` and no password option (sstpc's "plugin mode"): with
-    our plugin installed for the running pppd, sstp-pppd loads it itself and its keys
-    reach the binding. MS-CHAPv2 with the password in chap-secrets; EAP-TLS with the
-    certificate in pppd's options and an empty chap-secrets, where the plugin is the only
-    key source. The plugin is installed by ``install_plugin`` into a private copy of
-    pppd's plugin directory (a bind mount in this command's own mount namespace)."""
-    version = build.running_pppd_version()
-    if auth == "eap-tls":
-        cert, key = client_cert(lab, case_dir)
-        srv = lab.certs.server
-        lab.guest.write_file(
-            "/etc/ppp/eaptls-server",
-            f"* sstpd - {srv.cert} {lab.certs.ca.cert} {srv.key} *\n",
-            0o600,
-        )
-        lab.server.start(case_dir, pppd_options=server_options("require-eap"), chap_secrets="")
-        lab.write_client_file("chap-secrets", "", 0o600)
-        pppd_opts = [*client_auth("eap"), "cert", str(cert), "key", str(key),
-                     "ca", str(lab.certs.ca.cert), "remotename", SERVER_NAME]  # fmt: skip
-    else:
-        lab.server.start(case_dir)
-        lab.write_client_file("chap-secrets", CHAP_SECRETS, 0o600)
-        pppd_opts = list(MSCHAPV2)
-    argv = [str(SSTP_PPPD), "--log-level", "4", "--user", USERNAME, "--ca-cert",
-            str(lab.certs.ca.cert), SERVER_NAME, "--", *pppd_opts,
-            "logfile", str(case_dir / "client-pppd.log"), "debug"]  # fmt: skip
-    script = (
-        private_plugin_dir(case_dir, version)
-        + f"{HOST_PYTHON} -m sstp_pppd.plugin.build > {case_dir}/install.out && "
-        + "exec "
-        + " ".join(argv)
-    )
-    with timings.step("install + connect"):
-        client = lab.guest.spawn(["bash", "-c", script], ns="cli", log_dir=case_dir, name="client")
-        link = lab.wait_for_ppp(timeout=120, proc=client)
-    lab.server.wait_for_log("Crypto Binding is valid.", 15)
-    lab.check_link(link, nbytes=1 << 20, log_dir=case_dir, timings=timings)
-    installed = f"/usr/lib/pppd/{version}/{build.PLUGIN_NAME}"
-    assert (case_dir / "install.out").read_text() == installed + "\n"
-    with timings.step("disconnect"):
-        res = client.stop(20)
-        assert lab.wait_for_no_ppp()
-    assert res.returncode == 0, res.stderr
-    assert f"loading our pppd plugin {installed}" in res.stderr
-    assert "key channel: MPPE keys from the pppd plugin" in res.stderr
-    assert client_log(case_dir).count(HANDED + "/var/run/sstpc/sstpc-uds-sock") == 1
-    if auth == "eap-tls":
-        assert "crypto binding sent (keys: plugin)" in res.stderr
-    else:
-        # The transport sees the CHAP Success before pppd's auth-up and has the same keys
-        # from chap-secrets already; either source gives this binding.
-        assert re.search(r"crypto binding sent \(keys: (plugin|password)\)", res.stderr)
-    assert PASSWORD not in res.stderr
-    assert guest_path_gone(lab, "/var/run/sstpc/sstpc-uds-sock")
-
-
-def test_eap_tls_binding_with_our_plugin(
-    lab: Lab, case_dir: Path, plugin: Path, timings: Timings
-) -> None:
-    """(g) EAP-TLS, client certificate in pppd's cert/key/ca options, pty mode, no password
-    anywhere: the keys come only from our plugin and sstpd accepts the binding. With pppd
-    2.4.9 on both ends that HLAK is send || recv = MSK[0:16] || MSK[32:48] (pppd 2.4.9 keeps
-    16 bytes of each), which is what sstp-server with pppd 2.4.9 computes too."""
-    cert, key = client_cert(lab, case_dir)
-    srv = lab.certs.server
-    lab.guest.write_file(
-        "/etc/ppp/eaptls-server", f"* sstpd - {srv.cert} {lab.certs.ca.cert} {srv.key} *\n", 0o600
-    )
-    lab.server.start(case_dir, pppd_options=server_options("require-eap"), chap_secrets="")
-    lab.write_client_file("chap-secrets", "", 0o600)
-    ipparam = "ourtls"
-    lab.write_client_file(
-        "peers/ours-tls",
-        f'pty "{SSTP_PPPD} --nolaunchpppd --ipparam {ipparam} --ca-cert {lab.certs.ca.cert} '
-        f'--log-stderr --log-level 4 {SERVER_NAME}"\n'
-        f"plugin {plugin}\ncert {cert}\nkey {key}\nca {lab.certs.ca.cert}\n"
-        f"name {USERNAME}\nremotename {SERVER_NAME}\nipparam {ipparam}\n"
-        + "".join(f"{o}\n" for o in client_auth("eap"))
-        + "nodetach\ndebug\n",
-    )
-    pppd, link = connect(lab, case_dir, "ours-tls", timings)
-    lab.server.wait_for_log("Crypto Binding is valid.", 15)
-    assert lab.ping(link.peer, log_dir=case_dir).returncode == 0
-    log = client_log(case_dir)
-    assert "EAP authentication succeeded" in log and "EAP-TLS" in log
-    assert "crypto binding sent (keys: plugin)" in log
-    stop(lab, pppd)
-    assert guest_path_gone(lab, f"/var/run/sstpc/sstpc-{ipparam}")
