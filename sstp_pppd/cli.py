@@ -13,10 +13,14 @@ from collections.abc import Sequence
 
 from . import __version__
 from .config import Config, build_config
-from .errors import ConfigError, ExitCode, SstpPppdError
+from .core.proxy import parse_proxy_url
+from .errors import ConfigError, ExitCode, Interrupted, SstpPppdError
+from .host.apply import apply_for_session, session_connection, undo_for_session
+from .host.connconf import Connection
 from .logsetup import NOTICE, setup_logging
 from .options import help_text, parse_args
 from .secrets import password_lookup
+from .transport.net import proxy_for
 from .transport.session import Session
 
 log = logging.getLogger("sstp_pppd")
@@ -70,6 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             secret_words.append(parsed.url_password)
         scrubbed = scrub_argv(secret_words)
         config = build_config(parsed)
+        host = session_connection(config.ipparam, parsed.values)  # host changes, or None
         setup_logging(config)
     except ConfigError as exc:
         sys.stderr.write(f"sstp-pppd: {exc}\n")
@@ -81,11 +86,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("%s", warning)
     if not scrubbed:
         log.warning("could not scrub the password from the command line")
-    return run(config)
+    return run(config, host)
 
 
-def run(config: Config) -> int:
+async def _with_host(config: Config, host: Connection) -> None:
+    """The session between the server route pinned before it and the undo after it.
+
+    Host changes (sstp_pppd/host/) are composed with the transport here: transport/ never
+    imports host/.
+    """
+    proxy_url = proxy_for(config)
+    proxy = None
+    if proxy_url:
+        p = parse_proxy_url(proxy_url)
+        proxy = (p.host, p.port)
+    await apply_for_session(host, server=config.server.host, port=config.server.port, proxy=proxy)
+    error = None
+    # In pty mode pppd owns the life cycle, and a failed link must not open the kill switch.
+    keep = config.nolaunchpppd
+    try:
+        await Session(config, password_lookup(config.password)).run()
+    except BaseException as exc:
+        error = str(exc) or type(exc).__name__
+        keep = keep or not isinstance(exc, Interrupted | KeyboardInterrupt)
+        raise
+    finally:
+        await undo_for_session(host, keep_kill_switch=keep, error=error)
+
+
+def run(config: Config, host: Connection | None = None) -> int:
     async def session() -> None:
+        if host is not None:
+            await _with_host(config, host)
+            return
         await Session(config, password_lookup(config.password)).run()
 
     try:

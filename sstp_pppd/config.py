@@ -141,10 +141,6 @@ def build_config(parsed: ParsedArgs) -> Config:
         raise ConfigError(
             "--log-stdout is impossible with --nolaunchpppd: standard output is pppd's line"
         )
-    if v.get("save_server_route"):
-        warnings.append(
-            "--save-server-route is not implemented yet: no route to the server is added"
-        )
     if v.get("priv_dir"):
         warnings.append("--priv-dir is accepted for sstpc compatibility, but no chroot is made")
     if not nolaunch and (v.get("priv_user") or v.get("priv_group")):

@@ -96,7 +96,7 @@ def apply_dns(
         _run(["resolvectl", "default-route", op.ifname, "yes" if full_tunnel else "no"])
     elif backend == "resolvconf":
         key = op.ifname + RESOLVCONF_SUFFIX
-        record.add("resolvconf", op.scope, {"key": key})
+        record.add("resolvconf", op.scope, {"key": key, "ifname": op.ifname})
         _warn_routing(op)
         _run(["resolvconf", "-a", key], stdin=_lines(op.servers, op.search))
     else:
@@ -152,7 +152,9 @@ def _apply_file(record: Record, op: DnsOp, paths: Paths, env: Mapping[str, str])
     backup = f"{real}.pppd-backup.{op.ifname}"
     if env.get("USEPEERDNS") and os.access(DEBIAN_USEPEERDNS, os.X_OK) and os.path.exists(backup):
         # Debian's script has put the servers in already (see the module docstring).
-        record.add("debian-usepeerdns", op.scope, {"path": real, "backup": backup})
+        record.add(
+            "debian-usepeerdns", op.scope, {"path": real, "backup": backup, "ifname": op.ifname}
+        )
         servers = ()
         if not op.search:
             return
@@ -163,7 +165,11 @@ def _apply_file(record: Record, op: DnsOp, paths: Paths, env: Mapping[str, str])
         op.search,
         f"sstp-pppd {record.name}: DNS of {op.ifname}; the previous file comes back at down",
     )
-    record.add("resolv.conf", op.scope, {"path": real, "original": original, "ours": ours})
+    record.add(
+        "resolv.conf",
+        op.scope,
+        {"path": real, "original": original, "ours": ours, "ifname": op.ifname},
+    )
     write_atomic(real, ours, mode=0o644)
 
 

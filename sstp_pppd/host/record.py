@@ -132,15 +132,26 @@ class Record:
             else:
                 rec["pid"] = pid
 
+    def forget(self) -> None:
+        """Delete the record if it lists nothing (after a complete undo)."""
+        with self.locked() as rec:
+            if not rec["entries"] and os.path.exists(self.path):
+                os.unlink(self.path)
+
     def owner(self) -> int | None:
         with self.locked() as rec:
             pid = rec.get("pid")
         return pid if isinstance(pid, int) else None
 
     def undo(
-        self, undoers: dict[str, Undoer], scopes: Collection[Scope] | None = None
+        self,
+        undoers: dict[str, Undoer],
+        scopes: Collection[Scope] | None = None,
+        match: Callable[[Entry], bool] | None = None,
     ) -> list[str]:
-        """Undo the entries of ``scopes`` (all by default), newest first; the errors.
+        """Undo the entries of ``scopes`` (all by default) that ``match``, newest first.
+
+        Returns the errors; an entry that could not be undone stays in the record.
 
         The lock is held throughout, so two undoers (ip-down and the session's exit) never
         undo the same entry twice at once.
@@ -150,6 +161,8 @@ class Record:
             for raw in reversed(list(rec["entries"])):
                 e = _entry(raw)
                 if scopes is not None and e.scope not in scopes:
+                    continue
+                if match is not None and not match(e):
                     continue
                 fn = undoers.get(e.kind)
                 if fn is None:
