@@ -31,7 +31,7 @@ from . import routes
 from .atomic import write_atomic
 from .connconf import Connection, format_connection, load_connection
 from .hookmain import session_settings_path
-from .paths import Paths
+from .paths import Paths, valid_name
 from .plan import RouteOp, Scope, plan_server_routes
 from .record import Record, default_undoers, pid_alive
 from .status import update_status
@@ -65,6 +65,10 @@ def session_connection(
                 "--save-server-route need --ipparam NAME (the connection's name)"
             )
         return None
+    if not valid_name(name):
+        if given:
+            raise ConfigError(f"--ipparam {name!r} cannot name a connection (letters, digits, _.-)")
+        return None  # an ipparam of another kind: no settings can exist for it
     paths = paths or Paths.from_env()
     stored = load_connection(name, paths)
     if stored is None and not given:
