@@ -179,3 +179,14 @@ async def undo_for_session(
     for e in errors:
         log.warning("could not undo: %s", e)
     return errors
+
+
+def note_stage(name: str, stage: str, paths: Paths | None = None, **fields: object) -> None:
+    """For the session (at merge): record a stage reached (``tls``, ``sstp``, ``ppp``...).
+
+    Cheap (one small atomic write) and never fatal: a status file is not worth a tunnel.
+    """
+    try:
+        update_status(name, paths, stage=stage, **fields)
+    except (OSError, ValueError) as exc:
+        log.debug("status of %s not written: %s", name, exc)

@@ -119,6 +119,15 @@ def link_up(conn: Connection, link: LinkInfo, paths: Paths, env: Mapping[str, st
             except OSError as exc:
                 failures += 1
                 log.error("%s: %s", op, exc)
+    if not conn.script and not routes.link_exists(link.ifname):
+        # The link went while this hook started (pppd does not wait for it): its ip-down
+        # may already have run, so undo here what was just applied for it.
+        log.warning("%s is gone: undoing what was applied for it", link.ifname)
+        for e in Record(conn.name, paths).undo(
+            default_undoers(paths), scopes={Scope.LINK}, match=_ours(link.ifname, link.family)
+        ):
+            log.error("%s", e)
+        return 1
     suffix = "6" if link.family == 6 else ""
     fields: dict[str, object] = {
         "state": "up",

@@ -57,6 +57,12 @@ def _ifname(ipr: Any, index: int) -> str | None:
     return str(links[0].get_attr("IFLA_IFNAME")) if links else None
 
 
+def link_exists(ifname: str) -> bool:
+    """The interface exists in this network namespace (sysfs may show another one's)."""
+    with _ipr() as ipr:
+        return _ifindex(ipr, ifname) is not None
+
+
 def lookup(address: str) -> RouteAnswer:
     """How the kernel reaches ``address`` now (RTM_GETROUTE), and if a host route exists."""
     addr = ipaddress.ip_address(address)

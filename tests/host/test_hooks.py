@@ -15,9 +15,9 @@ from sstp_pppd.host.status import read_status
 
 ORIGINAL = "nameserver 192.0.2.53\n"
 #: What pppd sets for its scripts (it clears the rest of the environment).
-PPPD_ENV = {"IFNAME": "ppp7", "IPLOCAL": "10.66.0.2", "IPREMOTE": "10.66.0.1",
+PPPD_ENV = {"IFNAME": "lo", "IPLOCAL": "10.66.0.2", "IPREMOTE": "10.66.0.1",
             "USEPEERDNS": "1", "DNS1": "10.66.0.1", "PPPD_PID": "4242"}  # fmt: skip
-ARGS = ["ppp7", "/dev/pts/3", "0", "10.66.0.2", "10.66.0.1"]
+ARGS = ["lo", "/dev/pts/3", "0", "10.66.0.2", "10.66.0.1"]
 
 
 def setup(tmp_path: Path) -> tuple[Paths, Path]:
@@ -30,10 +30,13 @@ def setup(tmp_path: Path) -> tuple[Paths, Path]:
     return paths, resolv
 
 
-def run_hook(tmp_path: Path, event: str, ipparam: str) -> subprocess.CompletedProcess[str]:
+def run_hook(
+    tmp_path: Path, event: str, ipparam: str, ifname: str = "lo"
+) -> subprocess.CompletedProcess[str]:
+    """The hook as pppd runs it; ``lo`` stands for pppN (it exists in every namespace)."""
     hook = tmp_path / "ppp" / f"{event}.d" / hooks.HOOK_NAME
     return subprocess.run(
-        [str(hook), *ARGS, ipparam],
+        [str(hook), ifname, *ARGS[1:], ipparam],
         env=PPPD_ENV,
         capture_output=True,
         text=True,
@@ -82,7 +85,7 @@ def test_up_and_down_with_dns_and_a_route_script(tmp_path: Path) -> None:
     assert "nameserver 10.66.0.1" in resolv.read_text()
     status = read_status("work", paths)
     assert status is not None
-    assert (status["state"], status["interface"], status["dns"]) == ("up", "ppp7", ["10.66.0.1"])
+    assert (status["state"], status["interface"], status["dns"]) == ("up", "lo", ["10.66.0.1"])
     assert status["dns_backend"] == "file"
 
     res = run_hook(tmp_path, "ip-down", "work")
@@ -98,7 +101,7 @@ def test_up_and_down_with_dns_and_a_route_script(tmp_path: Path) -> None:
         "SSTP_PPPD_SCRIPT_VERSION": "1",
         "SSTP_CONNECTION": "work",
         "SSTP_FAMILY": "4",
-        "SSTP_IFNAME": "ppp7",
+        "SSTP_IFNAME": "lo",
         "SSTP_LOCAL_ADDRESS": "10.66.0.2",
         "SSTP_PEER_ADDRESS": "10.66.0.1",
         "SSTP_DNS": "10.66.0.1",
@@ -131,3 +134,14 @@ def test_undo_command_after_a_lost_ip_down(tmp_path: Path) -> None:
         "status.json",
         "status.lock",
     ]
+
+
+def test_a_link_gone_while_ip_up_started_is_undone_at_once(tmp_path: Path) -> None:
+    """pppd does not wait for ip-up: if the link went meanwhile, its ip-down may have run
+    already, so ip-up must not leave DNS set for a link that no longer exists."""
+    paths, resolv = setup(tmp_path)
+    save_connection(Connection(name="work", dns=True), paths)
+    res = run_hook(tmp_path, "ip-up", "work", ifname="ppp99")
+    assert res.returncode == 1
+    assert resolv.read_text() == ORIGINAL
+    assert "ppp99 is gone" in Path(paths.state_dir("work"), "hooks.log").read_text()
