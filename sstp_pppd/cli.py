@@ -9,19 +9,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import Config, build_config
 from .core.proxy import parse_proxy_url
 from .errors import ConfigError, ExitCode, Interrupted, SstpPppdError
-from .host.apply import apply_for_session, session_connection, undo_for_session
-from .host.connconf import Connection
 from .logsetup import NOTICE, setup_logging
 from .options import help_text, parse_args
 from .secrets import password_lookup
 from .transport.net import proxy_for
 from .transport.session import Session
+
+if TYPE_CHECKING:
+    from .host.connconf import Connection
+
+#: The options that need sstp_pppd/host/ (the dests of options.py's routes and DNS block).
+HOST_OPTIONS = ("route", "default_route", "kill_switch", "dns_domain", "save_server_route")
 
 log = logging.getLogger("sstp_pppd")
 
@@ -74,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             secret_words.append(parsed.url_password)
         scrubbed = scrub_argv(secret_words)
         config = build_config(parsed)
-        host = session_connection(config.ipparam, parsed.values)  # host changes, or None
+        host = host_settings(config, parsed.values)
         setup_logging(config)
     except ConfigError as exc:
         sys.stderr.write(f"sstp-pppd: {exc}\n")
@@ -89,6 +94,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(config, host)
 
 
+def host_settings(config: Config, values: Mapping[str, object]) -> Connection | None:
+    """The routes and DNS settings of this run, or None (sstp_pppd/host/ is then not loaded)."""
+    if not config.ipparam and not any(values.get(k) for k in HOST_OPTIONS):
+        return None
+    from .host.apply import session_connection  # noqa: PLC0415 (start-up time)
+
+    return session_connection(config.ipparam, values)
+
+
 async def _with_host(config: Config, host: Connection) -> None:
     """The session between the server route pinned before it and the undo after it.
 
@@ -100,6 +114,8 @@ async def _with_host(config: Config, host: Connection) -> None:
     if proxy_url:
         p = parse_proxy_url(proxy_url)
         proxy = (p.host, p.port)
+    from .host.apply import apply_for_session, undo_for_session  # noqa: PLC0415
+
     await apply_for_session(host, server=config.server.host, port=config.server.port, proxy=proxy)
     error = None
     # In pty mode pppd owns the life cycle, and a failed link must not open the kill switch.
