@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 RTN_UNICAST = 1
 RTN_UNREACHABLE = 7
 RTPROT_STATIC = 4
+RT_SCOPE_LINK = 253
 #: Errors that mean "the route is not there": already deleted, or its interface is gone.
 GONE = {errno.ESRCH, errno.ENOENT, errno.ENODEV, errno.ENXIO}
 _TYPES = {RouteType.UNICAST: RTN_UNICAST, RouteType.UNREACHABLE: RTN_UNREACHABLE}
@@ -129,6 +130,8 @@ def _spec(ipr: Any, op: RouteOp) -> dict[str, Any] | None:
         spec["oif"] = index
     if op.gateway:
         spec["gateway"] = op.gateway
+    elif op.ifname and net.version == 4:
+        spec["scope"] = RT_SCOPE_LINK  # on-link, as ip(8) makes a route without a gateway
     return spec
 
 

@@ -153,7 +153,7 @@ def assert_clean(lab: Lab, bed: dict[str, Any], before: str) -> None:
     assert tables(lab) == before
     assert Path(bed["paths"].resolv_conf).read_text() == RESOLV
     assert not list(bed["root"].glob("resolv.conf.*"))
-    assert set(run_files(lab)) <= {"status.json", "status.lock", "hooks.log"}
+    assert set(run_files(lab)) <= {"status.json", "status.lock", "hooks.log", "lock"}
     assert leftovers(lab) == []
 
 
