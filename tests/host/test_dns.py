@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,3 +111,77 @@ def test_debian_0000usepeerdns_does_not_fight(
     assert undo_all("c", paths) == []
     assert resolv.read_text() == ORIGINAL
     assert not list(tmp_path.glob("resolv.conf.pppd-backup.*"))
+
+
+def fake_command(tmp_path: Path, name: str) -> Path:
+    """A stand-in for resolvectl/resolvconf (not installable here without changing the
+    host's resolver): it logs its argv and stdin, one JSON line per call."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir(exist_ok=True)
+    log = tmp_path / f"{name}.log"
+    cmd = bindir / name
+    cmd.write_text(
+        f"#!{sys.executable}\nimport json, sys\n"
+        "data = sys.stdin.read() if not sys.stdin.isatty() else ''\n"
+        f"open({str(log)!r}, 'a').write(json.dumps([sys.argv[1:], data]) + '\\n')\n"
+    )
+    cmd.chmod(0o755)
+    return log
+
+
+def calls(log: Path) -> list[list[object]]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("full_tunnel", [False, True])
+def test_resolved_per_link_settings_and_revert(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, full_tunnel: bool
+) -> None:
+    paths, resolv = setup(tmp_path)
+    log = fake_command(tmp_path, "resolvectl")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    monkeypatch.setattr(dns, "choose_backend", lambda p: "resolved")
+    op = DnsOp(ifname="lo", servers=("10.66.0.1",), search=("corp.test",), routing=("int.test",))
+    assert dns.apply_dns(Record("c", paths), op, paths, {}, full_tunnel=full_tunnel) == "resolved"
+    domains = ["corp.test", "~int.test", *(["~."] if full_tunnel else [])]
+    assert [c[0] for c in calls(log)] == [
+        ["dns", "lo", "10.66.0.1"],
+        ["domain", "lo", *domains],
+        ["default-route", "lo", "yes" if full_tunnel else "no"],
+    ]
+    assert undo_all("c", paths) == []
+    assert calls(log)[-1][0] == ["revert", "lo"]
+    assert resolv.read_text() == ORIGINAL  # the file is resolved's, not ours
+
+
+def test_resolvconf_add_and_delete(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    paths, _ = setup(tmp_path)
+    log = fake_command(tmp_path, "resolvconf")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{os.environ['PATH']}")
+    monkeypatch.setattr(dns, "choose_backend", lambda p: "resolvconf")
+    assert dns.apply_dns(Record("c", paths), OP, paths, {}, full_tunnel=False) == "resolvconf"
+    assert calls(log) == [
+        [
+            ["-a", "ppp0.sstp-pppd"],
+            "nameserver 10.66.0.1\nnameserver 10.66.0.2\nsearch corp.example\n",
+        ]
+    ]
+    assert undo_all("c", paths) == []
+    assert calls(log)[-1] == [["-d", "ppp0.sstp-pppd"], ""]
+
+
+def test_a_failing_backend_command_keeps_the_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths, _ = setup(tmp_path)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "resolvconf").write_text("#!/bin/sh\necho 'resolvconf: busy' >&2\nexit 1\n")
+    (bindir / "resolvconf").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    monkeypatch.setattr(dns, "choose_backend", lambda p: "resolvconf")
+    with pytest.raises(OSError, match="resolvconf: busy"):
+        dns.apply_dns(Record("c", paths), OP, paths, {}, full_tunnel=False)
+    errors = undo_all("c", paths)
+    assert len(errors) == 1 and "busy" in errors[0]
+    assert len(Record("c", paths).entries()) == 1  # kept for the next attempt
