@@ -191,11 +191,11 @@ def undo(name: str, paths: Paths) -> int:
     if os.path.isdir(paths.state_dir(name)):
         if not errors:
             Record(name, paths).forget()
-            for leftover in (SETTINGS, "lock"):
-                try:
-                    os.unlink(os.path.join(paths.state_dir(name), leftover))
-                except FileNotFoundError:
-                    pass
+            # The lock file stays: deleting it could let two processes hold "the" lock.
+            try:
+                os.unlink(session_settings_path(name, paths))
+            except FileNotFoundError:
+                pass
         if read_status(name, paths) is not None:
             update_status(
                 name, paths, state="down", stage="stopped", routes=[], dns=None,

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import grp
 import json
 import logging
 import os
@@ -36,6 +37,7 @@ from .plan import Scope
 log = logging.getLogger(__name__)
 
 RECORD_VERSION = 1
+DIP_GROUP = "dip"
 
 #: kind -> function undoing an entry of that kind (raises OSError when it cannot).
 Undoer = Callable[[dict[str, Any]], None]
@@ -50,7 +52,12 @@ class Entry:
 
 
 def state_dir(name: str, paths: Paths) -> str:
-    """``/run/sstp-pppd/NAME``, created 0700 (with its parent 0755) when missing."""
+    """``/run/sstp-pppd/NAME``, created when missing: mode 0710, group ``dip``.
+
+    The record and the lock in it are 0600; status.json is 0644 so that members of group
+    dip (who may run ``sstp-helper up/status``, as ``pon``) can read it by name, while
+    the directory cannot be listed by them nor entered by anyone else.
+    """
     if not valid_name(name):
         raise ValueError(f"{name!r} cannot name a connection")
     os.makedirs(paths.run_dir, mode=0o755, exist_ok=True)
@@ -58,7 +65,12 @@ def state_dir(name: str, paths: Paths) -> str:
     try:
         os.mkdir(d, 0o700)
     except FileExistsError:
-        pass
+        return d
+    try:
+        os.chown(d, -1, grp.getgrnam(DIP_GROUP).gr_gid)
+        os.chmod(d, 0o710)  # noqa: S103 (group dip reads status.json; see above)
+    except (KeyError, OSError):
+        pass  # no group dip, or not root: stays 0700
     return d
 
 

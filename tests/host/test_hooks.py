@@ -131,6 +131,7 @@ def test_undo_command_after_a_lost_ip_down(tmp_path: Path) -> None:
         assert resolv.read_text() == ORIGINAL
     assert sorted(p.name for p in Path(paths.state_dir("work")).iterdir()) == [
         "hooks.log",
+        "lock",
         "status.json",
         "status.lock",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import signal
@@ -61,7 +62,8 @@ def run_child(tmp_path: Path, body: str) -> subprocess.CompletedProcess[str]:
 def test_files_are_private_and_atomic(tmp_path: Path) -> None:
     rec = Record("c", paths(tmp_path))
     rec.add("line", Scope.LINK, {"line": "a"})
-    assert os.stat(rec.dir).st_mode & 0o777 == 0o700
+    st = os.stat(rec.dir)
+    assert st.st_mode & 0o777 == (0o710 if st.st_gid == grp.getgrnam("dip").gr_gid else 0o700)
     assert os.stat(rec.path).st_mode & 0o777 == 0o600
     assert [p.name for p in Path(rec.dir).iterdir() if p.name.startswith(".tmp")] == []
     data = json.loads(Path(rec.path).read_text())
