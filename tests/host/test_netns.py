@@ -80,6 +80,9 @@ def netns() -> Iterator[None]:
             "ip link set veth-out up; ip link set veth-far up\n"
             f"ip neigh replace {OLD_GW} lladdr 02:00:00:00:00:fe dev veth-out nud permanent\n"
             f"ip route add default via {OLD_GW} dev veth-out\n"
+            "ip -6 addr add 2001:db8::2/64 dev veth-out\n"
+            "ip -6 neigh replace 2001:db8::fe lladdr 02:00:00:00:00:fe dev veth-out nud permanent\n"
+            "ip -6 route add default via 2001:db8::fe dev veth-out\n"
         )
         yield
     finally:
@@ -111,9 +114,11 @@ def ppp_up() -> None:
 
 def hook(tmp_path: Path, event: str) -> None:
     script = tmp_path / "ppp" / f"{event}.d" / hooks.HOOK_NAME
-    res = subprocess.run(
-        [str(script), *HOOK_ARGS], env=PPPD_ENV, capture_output=True, text=True, check=False
-    )
+    args, env = HOOK_ARGS, PPPD_ENV
+    if event.startswith("ipv6"):  # pppd gives the link-local addresses (ipv6cp)
+        args = ["ppp0", "/dev/pts/9", "0", "fe80::2", "fe80::1", NAME]
+        env = {"LLLOCAL": "fe80::2", "LLREMOTE": "fe80::1", "PPPD_PID": "1"}
+    res = subprocess.run([str(script), *args], env=env, capture_output=True, text=True, check=False)
     log = Path(tmp_path / "run" / NAME / "hooks.log")
     assert res.returncode == 0, res.stderr + (log.read_text() if log.exists() else "")
 
@@ -247,3 +252,28 @@ def test_a_second_transport_for_the_same_connection_is_refused(paths: Paths) -> 
     assert len(Record(NAME, paths).entries()) == 1
     asyncio.run(undo_for_session(conn, keep_kill_switch=False, paths=paths))
     assert f"{SERVER} via" not in tables()
+
+
+@pytest.mark.usefixtures("netns")
+def test_ipv6_routes_at_ipv6_up_and_down(tmp_path: Path, paths: Paths) -> None:
+    before = tables()
+    conn = Connection(name=NAME, default_route=True, routes=("2001:db8:99::/48", "10.99.0.0/24"))
+
+    async def session() -> None:
+        await apply_for_session(conn, server=SERVER, port=443, paths=paths)
+        ppp_up()
+        hook(tmp_path, "ip-up")
+        assert "via 2001:db8::fe" in route_get("2001:db8:ffff::7")  # IPv6 waits for ipv6-up
+        hook(tmp_path, "ipv6-up")
+        assert "dev ppp0" in route_get("2001:db8:ffff::7")
+        assert "dev ppp0" in route_get("2001:db8:99::1")
+        hook(tmp_path, "ipv6-down")
+        assert "via 2001:db8::fe" in route_get("2001:db8:ffff::7")
+        assert "dev ppp0" in route_get(OUTSIDE)  # IPv4 stays until ip-down
+        hook(tmp_path, "ip-down")
+        assert f"via {OLD_GW}" in route_get(OUTSIDE)
+        sh("ip link del ppp0")
+        assert await undo_for_session(conn, keep_kill_switch=False, paths=paths) == []
+
+    asyncio.run(session())
+    assert tables() == before
