@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 from collections.abc import Mapping
+from typing import Any, cast
 
 from ..errors import ConfigError
 from . import routes
@@ -187,6 +188,6 @@ def note_stage(name: str, stage: str, paths: Paths | None = None, **fields: obje
     Cheap (one small atomic write) and never fatal: a status file is not worth a tunnel.
     """
     try:
-        update_status(name, paths, stage=stage, **fields)
+        update_status(name, paths, stage=stage, **cast("dict[str, Any]", fields))
     except (OSError, ValueError) as exc:
         log.debug("status of %s not written: %s", name, exc)

@@ -140,9 +140,12 @@ def link_up(conn: Connection, link: LinkInfo, paths: Paths, env: Mapping[str, st
     }
     if link.family == 4:
         fields.update(dns=list(link.dns), dns_domains=list(conn.dns_domains), dns_backend=backend)
-    earlier = status.get("routes")
-    fields["routes"] = sorted({*(earlier if isinstance(earlier, list) else []), *applied})
-    update_status(conn.name, paths, **fields)
+
+    def add_routes(data: dict[str, object]) -> None:
+        earlier = data.get("routes")
+        data["routes"] = sorted({*(earlier if isinstance(earlier, list) else []), *applied})
+
+    update_status(conn.name, paths, transform=add_routes, **fields)
     hooks.run_scripts(conn.name, "up", hooks.script_env("up", script_env), paths)
     log.info("%s up on %s: %d change(s) failed", conn.name, link.ifname, failures)
     return 1 if failures else 0
@@ -179,6 +182,14 @@ def link_down(conn: Connection, link: LinkInfo, paths: Paths, env: Mapping[str, 
             conn.name, paths, state="down", stage="link-down", routes=[], dns=None,
             dns_backend=None,
         )  # fmt: skip
+    else:
+
+        def drop_ipv6(data: dict[str, object]) -> None:
+            routes = data.get("routes")
+            if isinstance(routes, list):
+                data["routes"] = [r for r in routes if ":" not in str(r)]
+
+        update_status(conn.name, paths, transform=drop_ipv6)
     hooks.run_scripts(conn.name, "post-down", hooks.script_env("post-down", script_env), paths)
     return 1 if failures or errors else 0
 

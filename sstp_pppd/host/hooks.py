@@ -83,6 +83,9 @@ def hook_script(event: str, python: str, paths: Paths) -> str:
         "# Acts only when the ipparam ($6) names an sstp-pppd connection.\n"
         '[ -n "$6" ] || exit 0\n'
         f'[ -e {etc}/"$6".conf ] || [ -e {run}/"$6"/settings.conf ] || exit 0\n'
+        "# Finish even when pppd's tree is sent SIGHUP/SIGTERM as the link ends: an ip-down\n"
+        "# cut short would leave DNS behind (ignored signals stay ignored across exec).\n"
+        "trap '' HUP TERM INT\n"
         f"{exports}"
         f'exec {shlex.quote(python)} -I -m sstp_pppd.host.hookmain {event} "$@"\n'
     )

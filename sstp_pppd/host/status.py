@@ -21,7 +21,7 @@ import fcntl
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .atomic import write_atomic
@@ -54,11 +54,19 @@ def read_status(name: str, paths: Paths | None = None) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def update_status(name: str, paths: Paths | None = None, **fields: Any) -> dict[str, Any]:
+def update_status(
+    name: str,
+    paths: Paths | None = None,
+    *,
+    transform: Callable[[dict[str, Any]], None] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
     """Merge ``fields`` into the status (a None value removes a key); the new status.
 
-    ``since`` is set whenever ``state`` changes. Readable by all (0644): it holds no secret,
-    and ``sstp-helper status`` runs for members of group dip too.
+    ``transform`` changes the status in place under the same lock (the ip-up and ipv6-up
+    hooks run at once and must not lose each other's routes). ``since`` is set whenever
+    ``state`` changes. Readable by all (0644): it holds no secret, and ``sstp-helper
+    status`` runs for members of group dip too.
     """
     paths = paths or Paths.from_env()
     state = fields.get("state")
@@ -73,5 +81,7 @@ def update_status(name: str, paths: Paths | None = None, **fields: Any) -> dict[
                 data.pop(key, None)
             else:
                 data[key] = list(value) if isinstance(value, tuple) else value
+        if transform is not None:
+            transform(data)
         write_atomic(path, json.dumps(data, indent=1, sort_keys=True) + "\n", mode=0o644)
     return data

@@ -77,6 +77,13 @@ def bed(lab: Lab) -> Iterator[dict[str, Any]]:
         ns="cli",
     )
     lab.guest.sh(f"ip addr add {BEHIND}/24 dev lo", ns="srv")
+    # The link-local addresses finish duplicate address detection a moment after boot, and
+    # their routes appear then: wait, or the first "before" snapshot would miss them.
+    lab.guest.sh(
+        'i=0; while [ -n "$(ip -6 addr show tentative)" ] && [ $i -lt 100 ]; do '
+        "sleep 0.1; i=$((i+1)); done",
+        ns="cli",
+    )
     try:
         yield {"paths": paths, "root": root}
     finally:
@@ -90,6 +97,16 @@ def bed(lab: Lab) -> Iterator[dict[str, Any]]:
         uninstall_hooks(str(etc_ppp))
         for f in copied:
             f.unlink(missing_ok=True)
+
+
+@pytest.fixture(autouse=True)
+def down_after(lab: Lab, bed: dict[str, Any]) -> Iterator[None]:
+    """Whatever a failed case left, the next starts clean: what ``sstp-helper down`` does."""
+    yield
+    lab.guest.run(
+        [str(HOST_PYTHON), "-m", "sstp_pppd.host", "undo", NAME],
+        ns="cli", env=bed["paths"].as_env(),
+    )  # fmt: skip
 
 
 def tables(lab: Lab) -> str:
@@ -113,11 +130,16 @@ def status(lab: Lab) -> dict[str, Any]:
 
 
 def wait_status(lab: Lab, state: str, timeout: float = 45.0, **want: Any) -> dict[str, Any]:
-    """The hooks run after pppd's ip-up without pppd waiting: poll their status file."""
+    """The hooks run after pppd's ip-up without pppd waiting: poll their status file.
+
+    A list in ``want`` is a subset: IPv6CP comes up too, and adds its routes."""
     deadline = time.monotonic() + timeout
     while True:
         st = status(lab)
-        if st.get("state") == state and all(st.get(k) == v for k, v in want.items()):
+        if st.get("state") == state and all(
+            set(v) <= set(st.get(k) or []) if isinstance(v, list) else st.get(k) == v
+            for k, v in want.items()
+        ):
             return st
         if time.monotonic() > deadline:
             hooks_log = lab.guest.run(["cat", f"/run/sstp-pppd/{NAME}/hooks.log"]).stdout
@@ -191,7 +213,15 @@ def test_split_route_dns_and_route_scripts(lab: Lab, case_dir: Path, bed: dict[s
         assert_clean(lab, bed, before)
     finally:
         script.unlink()
-    calls = [json.loads(line) for line in seen.read_text().splitlines()]
+    # IPv6CP comes up too: the scripts run for both families; here, IPv4's. The hooks may
+    # outlive pppd (they ignore its SIGHUP), so post-down can come a moment later.
+    deadline = time.monotonic() + 30
+    while True:
+        calls = [json.loads(line) for line in seen.read_text().splitlines()]
+        calls = [c for c in calls if c[1]["SSTP_FAMILY"] == "4"]
+        if len(calls) >= 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert [argv for argv, _ in calls] == [["pre-up"], ["up"], ["down"], ["post-down"]]
     env = calls[1][1]
     assert env["SSTP_PPPD_SCRIPT_VERSION"] == "1" and env["reason"] == "up"
@@ -230,7 +260,7 @@ def test_kill_switch_holds_after_kill_9_of_the_transport(
     before = tables(lab)
     client = start(lab, case_dir, bed, "--default-route", "--kill-switch")
     lab.wait_for_ppp(timeout=60, proc=client)
-    wait_status(lab, "up", kill_switch=True)
+    wait_status(lab, "up", kill_switch=True, routes=["0.0.0.0/1", "128.0.0.0/1"])
     assert "dev ppp0" in route_get(lab, OUTSIDE)
     lab.guest.kill(client.pid, signal.SIGKILL)
     # pppd loses its line, runs ip-down (our hook undoes the link's routes and DNS) and ends.
