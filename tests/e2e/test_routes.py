@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from sstp_pppd.host.connconf import Connection, save_connection
 from sstp_pppd.host.hooks import install_hooks, uninstall_hooks
 from sstp_pppd.host.paths import Paths
 
@@ -304,3 +305,46 @@ def test_kill_9_of_transport_and_pppd_then_undo(
     )  # fmt: skip
     assert undo.returncode == 0, undo.stderr
     assert_clean(lab, bed, before)
+
+
+def test_pty_mode_with_a_connection_file(lab: Lab, case_dir: Path, bed: dict[str, Any]) -> None:
+    """``pppd call NAME`` as sstp-helper sets it up: the settings in NAME.conf, the
+    transport in pppd's pty line, the hooks recognising the link by its ipparam."""
+    paths: Paths = bed["paths"]
+    save_connection(
+        Connection(name=NAME, routes=("10.99.0.0/24",), dns=True, dns_domains=("corp.test",)),
+        paths,
+    )
+    Path(paths.resolv_conf).write_text(RESOLV)
+    lab.write_client_file(
+        f"peers/{NAME}",
+        f'pty "{SSTP_PPPD} --nolaunchpppd --ipparam {NAME} --ca-cert {lab.certs.ca.cert} '
+        f'--log-stderr --log-level 4 {SERVER_NAME}"\n'
+        f"name {USERNAME}\nremotename {NAME}\nipparam {NAME}\nlinkname {NAME}\nusepeerdns\n"
+        + "".join(f"{o}\n" for o in CLIENT_PPPD)
+        + "nodetach\ndebug\n",
+    )
+    lab.write_client_file("chap-secrets", f'"{USERNAME}" * "{PASSWORD}" *\n', 0o600)
+    server(lab, case_dir)
+    before = tables(lab)
+    try:
+        pppd = lab.guest.spawn(
+            ["pppd", "call", NAME, "logfile", str(case_dir / "client-pppd.log")],
+            ns="cli", log_dir=case_dir, name="pppd", env=paths.as_env(),
+        )  # fmt: skip
+        lab.wait_for_ppp(timeout=60, proc=pppd)
+        st = wait_status(lab, "up", routes=["10.99.0.0/24"], dns=[DNS_SERVER])
+        assert st["server_address"] == SERVER_V4
+        assert "dev ppp0" in route_get(lab, BEHIND)
+        assert lab.ping(BEHIND, log_dir=case_dir).returncode == 0
+        assert "search corp.test" in Path(paths.resolv_conf).read_text()
+        res = pppd.stop(20)
+        assert res.returncode in (5, 16), res.returncode
+        assert lab.wait_for_no_ppp()
+        wait_status(lab, "down")
+        deadline = time.monotonic() + 30  # the ip-down hook may outlive pppd
+        while Path(paths.resolv_conf).read_text() != RESOLV and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert_clean(lab, bed, before)
+    finally:
+        Path(paths.conf_file(NAME)).unlink(missing_ok=True)
