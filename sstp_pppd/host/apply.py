@@ -117,7 +117,13 @@ async def apply_for_session(
 ) -> None:
     """Before the TCP connect: take the connection, pin the route to the server (or proxy)."""
     paths = paths or Paths.from_env()
-    rec = await asyncio.to_thread(_start, conn, paths)
+    try:
+        rec = await asyncio.to_thread(_start, conn, paths)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot record the host changes of {conn.name} in {paths.run_dir}: "
+            f"{exc.strerror or exc} (routes and DNS need root)"
+        ) from exc
     target, target_port = proxy or (server, port)
     addresses = await _addresses(target, target_port)
     update_status(

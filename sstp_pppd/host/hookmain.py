@@ -196,7 +196,11 @@ def link_down(conn: Connection, link: LinkInfo, paths: Paths, env: Mapping[str, 
 
 def undo(name: str, paths: Paths) -> int:
     """Undo everything of ``name``; remove its record and session settings once empty."""
-    errors = undo_all(name, paths)
+    try:
+        errors = undo_all(name, paths)
+    except OSError as exc:  # an unreadable record, or no permission
+        sys.stderr.write(f"sstp-pppd: {name}: {exc.strerror or exc}\n")
+        return 1
     for e in errors:
         sys.stderr.write(f"sstp-pppd: {name}: cannot undo {e}\n")
     if os.path.isdir(paths.state_dir(name)):

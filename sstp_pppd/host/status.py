@@ -7,8 +7,9 @@ and by the hooks (up with the interface, addresses, routes and DNS; down), read 
 ``version`` (1), ``name``, ``state`` (``connecting``, ``up``, ``down``), ``stage`` (the last
 stage reached: ``tcp``, ``tls``, ``sstp``, ``ppp``, ``addresses``, ``routes``, ``dns``,
 ``up``, ``link-down``, ``stopped``), ``pid`` (the transport), ``interface``, ``local``,
-``peer``, ``local6``, ``peer6``, ``server`` (as configured), ``server_address`` (the address
-connected to), ``routes`` (the destinations routed into the tunnel), ``kill_switch``
+``peer``, ``local6``, ``peer6``, ``server`` (as configured), ``server_address`` (the first
+address SERVER resolved to, which the transport tries first; absent through a proxy),
+``routes`` (the destinations routed into the tunnel), ``kill_switch``
 (true while its routes are in place), ``dns`` (servers applied), ``dns_domains``,
 ``dns_backend`` (``resolved``, ``resolvconf``, ``file``), ``since`` (Unix time of the last
 state change), ``last_error`` (one line), ``scripts_dir``.
