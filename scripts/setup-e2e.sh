@@ -16,7 +16,10 @@ set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${E2E_VENV:-$repo/.e2e/sstpd-venv}
 sstpd_version=0.7.2
-packages=(user-mode-linux kmod ppp ppp-dev iproute2 iputils-ping openssl iperf3 sstp-client)
+# gcc, libc6-dev: tests/e2e/xstate_shim.c, without which UML 6.1 cannot boot on a host
+# CPU with AVX-512 or AMX (see tests/e2e/xstate.py).
+packages=(user-mode-linux kmod ppp ppp-dev iproute2 iputils-ping openssl iperf3 sstp-client
+    gcc libc6-dev)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -20,13 +20,17 @@ from .options import help_text, parse_args
 # typing itself costs milliseconds to import; mypy knows this name.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from .config import Config
+    from .host.connconf import Connection
 
 # Every module logs to getLogger(__name__); here __name__ is "__main__" under
 # ``python -m sstp_pppd.cli``, outside the "sstp_pppd" tree the handlers hang on.
 LOGGER = "sstp_pppd.cli"
+
+#: The options that need sstp_pppd/host/ (the dests of options.py's routes and DNS block).
+HOST_OPTIONS = ("route", "default_route", "kill_switch", "dns_domain", "save_server_route")
 
 
 def scrub_argv(secrets: Sequence[str]) -> bool:
@@ -81,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .logsetup import setup_logging  # noqa: PLC0415
 
         config = build_config(parsed)
+        host = host_settings(config, parsed.values)
         setup_logging(config)
     except ConfigError as exc:
         sys.stderr.write(f"sstp-pppd: {exc}\n")
@@ -95,10 +100,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("%s", warning)
     if not scrubbed:
         log.warning("could not scrub the password from the command line")
-    return run(config)
+    return run(config, host)
 
 
-def run(config: Config) -> int:
+def host_settings(config: Config, values: Mapping[str, object]) -> Connection | None:
+    """The routes and DNS settings of this run, or None (sstp_pppd/host/ is then not loaded)."""
+    if not config.pppd.ipparam and not any(values.get(k) for k in HOST_OPTIONS):
+        return None
+    from .host.apply import session_connection  # noqa: PLC0415 (start-up time)
+
+    return session_connection(config.pppd.ipparam, values)
+
+
+def run(config: Config, host: Connection | None = None) -> int:
     import asyncio  # noqa: PLC0415
     import logging  # noqa: PLC0415
 
@@ -109,6 +123,11 @@ def run(config: Config) -> int:
     log = logging.getLogger(LOGGER)
 
     async def session() -> None:
+        if host is not None:
+            from .withhost import run_with_host  # noqa: PLC0415
+
+            await run_with_host(config, host)
+            return
         await Session(config, password_lookup(config.pppd.password)).run()
 
     try:

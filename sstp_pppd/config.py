@@ -154,10 +154,6 @@ def build_config(parsed: ParsedArgs) -> Config:
     timeout = _seconds(v, "connect_timeout", default=10.0, low=0.001, high=600.0)
     hello = _seconds(v, "hello_interval", default=60.0, low=1.0, high=3600.0)
     pppd = _pppd_section(parsed, nolaunch=nolaunch, warnings=warnings)
-    if v.get("save_server_route"):
-        warnings.append(
-            "--save-server-route is not implemented yet: no route to the server is added"
-        )
     if v.get("priv_dir"):
         warnings.append("--priv-dir is accepted for sstpc compatibility, but no chroot is made")
     tls = _tls_section(parsed, parsed.server, warnings=warnings)

@@ -164,10 +164,36 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "GROUP",
     ),
     _opt("--priv-dir", "accepted for sstpc compatibility; no chroot is made (warns)", "DIR"),
+    # ---- routes and DNS (sstp_pppd/host/): they need --ipparam NAME ----------------------
     _opt(
         "--save-server-route",
-        "accepted for sstpc compatibility; server routes are not implemented yet (warns)",
+        "before connecting, pin a host route to the server (or proxy) through the current "
+        "gateway; removed on exit",
     ),
+    _opt(
+        "--route",
+        "route this IPv4 or IPv6 network (CIDR) through the tunnel; repeatable",
+        "CIDR",
+        sstpc=False,
+    ),
+    _opt(
+        "--default-route",
+        "full tunnel: two /1 routes through pppN above the untouched default route",
+        sstpc=False,
+    ),
+    _opt(
+        "--kill-switch",
+        "with --default-route: when the link drops, refuse traffic instead of sending it "
+        "in the clear, until the connection is taken down",
+        sstpc=False,
+    ),
+    _opt(
+        "--dns-domain",
+        "a search domain for the tunnel's DNS, or ~DOMAIN for routing only; repeatable",
+        "DOMAIN",
+        sstpc=False,
+    ),
+    # ---- end of routes and DNS ----------------------------------------------------------
     # logging
     _opt(
         "--log-level",
