@@ -116,6 +116,7 @@ def run(config: Config, host: Connection | None = None) -> int:
     import asyncio  # noqa: PLC0415
     import logging  # noqa: PLC0415
 
+    from .host.privileges import drop_privileges  # noqa: PLC0415
     from .logsetup import NOTICE  # noqa: PLC0415
     from .secrets import password_lookup  # noqa: PLC0415
     from .transport.session import Session  # noqa: PLC0415
@@ -128,7 +129,9 @@ def run(config: Config, host: Connection | None = None) -> int:
 
             await run_with_host(config, host)
             return
-        await Session(config, password_lookup(config.pppd.password)).run()
+        await Session(
+            config, password_lookup(config.pppd.password), drop_privileges=drop_privileges
+        ).run()
 
     try:
         asyncio.run(session())

@@ -11,6 +11,7 @@ from .core.proxy import parse_proxy_url
 from .errors import Interrupted
 from .host.apply import apply_for_session, undo_for_session
 from .host.connconf import Connection
+from .host.privileges import drop_privileges
 from .secrets import password_lookup
 from .transport.net import proxy_for
 from .transport.session import Session
@@ -28,7 +29,9 @@ async def run_with_host(config: Config, host: Connection) -> None:
     # In pty mode pppd owns the life cycle, and a failed link must not open the kill switch.
     keep = config.nolaunchpppd
     try:
-        await Session(config, password_lookup(config.pppd.password)).run()
+        await Session(
+            config, password_lookup(config.pppd.password), drop_privileges=drop_privileges
+        ).run()
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
         keep = keep or not isinstance(exc, Interrupted | KeyboardInterrupt)

@@ -84,9 +84,9 @@ def test_core_is_sans_io_and_self_contained(path: Path) -> None:
     assert not bad, "\n".join(bad)
 
 
-#: Where transport and host meet: the session drops privileges once the tunnel is up
-#: (and will apply routes and DNS). The rest of transport/ knows nothing of the host.
-HOST_USERS = frozenset({"session.py"})
+#: transport/ knows nothing of the host: the command line composes them (cli.py,
+#: withhost.py) and hands the session what it needs, such as the privilege drop.
+HOST_USERS: frozenset[str] = frozenset()
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import logging
 import os
 import signal
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..config import Config
@@ -29,7 +29,6 @@ from ..errors import (
     SstpPppdError,
     TlsError,
 )
-from ..host.privileges import drop_privileges
 from ..logsetup import NOTICE
 from .keychannel import KeyChannel, keys_plugin_options, open_channel
 from .net import open_tcp, open_via_proxy, proxy_for
@@ -47,8 +46,16 @@ T = TypeVar("T")
 class Session:
     """``await Session(config, lookup).run()``: raises how the session ended, if not well."""
 
-    def __init__(self, config: Config, password_lookup: PasswordLookup) -> None:
+    def __init__(
+        self,
+        config: Config,
+        password_lookup: PasswordLookup,
+        *,
+        drop_privileges: Callable[[str | None, str | None], None] | None = None,
+    ) -> None:
         self.config = config
+        #: Given by the caller (host/privileges.py): transport/ never imports host/.
+        self._drop_privileges = drop_privileges
         self.loop = asyncio.get_running_loop()
         self.correlation_id = config.correlation_id or new_correlation_id(uuid.uuid4())
         self.client = ClientConnection(
@@ -96,8 +103,9 @@ class Session:
         self.acked.set()
 
     def call_up(self) -> None:
-        if self.config.pppd.priv_user or self.config.pppd.priv_group:
-            drop_privileges(self.config.pppd.priv_user, self.config.pppd.priv_group)
+        pppd = self.config.pppd
+        if self._drop_privileges is not None and (pppd.priv_user or pppd.priv_group):
+            self._drop_privileges(pppd.priv_user, pppd.priv_group)
 
     def auth_failed(self, explanation: str) -> None:
         self.auth_failure = explanation
