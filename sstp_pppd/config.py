@@ -8,6 +8,7 @@ import dataclasses
 import ssl
 from collections.abc import Mapping
 
+from .core import keymsg
 from .core.handshake import normalize_correlation_id
 from .core.proxy import parse_proxy_url
 from .errors import ConfigError
@@ -47,6 +48,9 @@ class PppdConfig:
     user: str | None = None
     password: Secret | None = None
     ipparam: str | None = None
+    #: The key socket pppd plugins hand the MPPE keys to (``transport.keychannel``); None:
+    #: no socket (--key-socket none).
+    key_socket: str | None = None
     #: Options after the server on our command line, passed to pppd as they are.
     options: tuple[str, ...] = ()
     #: Pty mode only: whom to become once the tunnel is up.
@@ -123,6 +127,20 @@ def _seconds(
     if not low <= seconds <= high:  # also refuses nan
         raise ConfigError(f"{option} must be between {low:g} and {high:g} seconds")
     return seconds
+
+
+def key_socket_path(option: str | None, ipparam: str | None) -> str | None:
+    """--key-socket, or sstpc's socket name for --ipparam; ``none`` turns it off."""
+    if option == "none":
+        return None
+    if option is not None:
+        if not option.startswith("/"):
+            raise ConfigError(f"--key-socket {option!r} must be an absolute path or 'none'")
+        return option
+    try:
+        return keymsg.socket_path(ipparam)
+    except keymsg.KeyMessageError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def build_config(parsed: ParsedArgs) -> Config:
@@ -220,6 +238,7 @@ def _pppd_section(parsed: ParsedArgs, *, nolaunch: bool, warnings: list[str]) ->
         user=_str(v, "user") or parsed.url_user,
         password=password,
         ipparam=_str(v, "ipparam"),
+        key_socket=key_socket_path(_str(v, "key_socket"), _str(v, "ipparam")),
         options=tuple(parsed.pppd_options),
         priv_user=_str(v, "priv_user") if nolaunch else None,
         priv_group=_str(v, "priv_group") if nolaunch else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import logging.handlers
 import os
+import socket
 import sys
 
 from .config import Config
@@ -64,6 +65,10 @@ def setup_logging(config: Config) -> None:
     if config.log.syslog or (config.nolaunchpppd and not handlers):
         address = config.log.syslog if isinstance(config.log.syslog, str) else "/dev/log"
         try:
+            # Python 3.11's SysLogHandler swallows a failed connect and then prints a
+            # traceback per record: probe the socket first.
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
+                probe.connect(address)
             sh: logging.Handler = logging.handlers.SysLogHandler(
                 address=address, facility=logging.handlers.SysLogHandler.LOG_DAEMON
             )

@@ -1,9 +1,25 @@
 """The command line of ``sstp-pppd``: one table drives parsing, ``--help`` and the man page test.
 
-The syntax is sstpc's: ``sstp-pppd [OPTIONS] SERVER [[--] PPPD-OPTIONS...]``. Options come
-before the server; everything after it belongs to pppd, so pppd options such as ``-am`` or
-``-detach`` pass through untouched. Like getopt_long, an option with an *optional* value takes
-it only as ``--opt=value`` (``--log-syslog host`` must not eat the server name).
+The syntax is sstpc's: ``sstp-pppd [OPTIONS] SERVER [[--] PPPD-OPTIONS...]``, parsed the way
+sstpc 1.0.18's GNU ``getopt_long`` (optstring ``"v"``, permuting) parses it, so that
+NetworkManager-sstp's ``SERVER --option ...`` order works as it does for sstpc:
+
+* options are recognised anywhere before ``--``; the first non-option word is the server; the
+  other non-option words, then everything after ``--``, go to pppd, in their order;
+* a long option may be abbreviated to a unique prefix (``--nolaunch``); an exact name wins;
+  an ambiguous prefix is an error (glibc would take the first of several candidates that
+  take the same kind of value, so sstpc reads ``--ca FILE`` as ``--ca-cert FILE``);
+* a required value is the next word whatever it looks like, or ``--opt=value``; an optional
+  value is taken only as ``--opt=value`` (``--log-syslog host`` must not eat the server name);
+* an unknown or ambiguous ``--option`` before ``--`` is a usage error (exit 2, one line);
+* **single-dash words** before ``--`` are short options, as getopt sees them: ``-v`` is
+  ``--version``; any other (``-detach``, ``-am``) is a usage error, exactly as sstpc refuses it
+  ("invalid option"). pppd options that start with ``-`` must follow ``--``, as sstpc requires.
+  A lone ``-`` is a word, not an option.
+
+Measured differences from sstpc, all in its logging options (which sstpc scans for separately):
+sstpc refuses ``--log-level=5``, lets ``--log-file``/``--log-syslog`` take the next word (the
+server), and even reads ``--log-*`` words after ``--``. Here they are ordinary options.
 """
 
 from __future__ import annotations
@@ -106,8 +122,17 @@ OPTIONS: tuple[OptionSpec, ...] = (
     ),
     _opt(
         "--ipparam",
-        "name of this connection (log ident; passed to pppd as ipparam in launch mode)",
+        "name of this connection: names the key socket /var/run/sstpc/sstpc-NAME (sstpc's), "
+        "the log ident, and pppd's ipparam in launch mode",
         "NAME",
+    ),
+    _opt(
+        "--key-socket",
+        "the unix socket where pppd plugins hand over the MPPE keys "
+        "(default /var/run/sstpc/sstpc-NAME, or sstpc-uds-sock without --ipparam; "
+        "'none': no socket)",
+        "PATH",
+        sstpc=False,
     ),
     _opt("--user", "PPP user name (launch mode passes it to pppd)", "USER"),
     _opt(
@@ -243,56 +268,78 @@ def parse_server(text: str) -> tuple[Server, str | None, str | None]:
     return Server(host=host, port=port), user, password
 
 
+#: Short options, as sstpc's getopt optstring "v" defines them.
+_SHORT = {"v": "--version"}
+
+
+def _lookup(name: str) -> OptionSpec:
+    """The option ``name`` names, exactly or as a unique prefix (getopt_long's rule)."""
+    spec = _BY_NAME.get(name)
+    if spec is not None:
+        return spec
+    matches = [s for s in OPTIONS if s.name.startswith(name)]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(s.name for s in matches)
+        raise ConfigError(f"option {name!r} is ambiguous ({names})")
+    raise ConfigError(f"unknown option {name!r} (see --help)")
+
+
+def _store(values: dict[str, str | bool | list[str]], spec: OptionSpec, value: str | bool) -> None:
+    if spec.dest == "pin_sha256" and isinstance(value, str):
+        pins = values.setdefault("pin_sha256", [])
+        if isinstance(pins, list):
+            pins.append(value)
+    else:
+        values[spec.dest] = value
+
+
 def parse_args(argv: Sequence[str]) -> ParsedArgs:
     """Split ``argv`` (without the program name) into options, the server and pppd options."""
     values: dict[str, str | bool | list[str]] = {}
     args = list(argv)
+    words: list[str] = []
     i = 0
-    server_text: str | None = None
     while i < len(args):
         arg = args[i]
         i += 1
         if arg == "--":
+            words += args[i:]
             break
-        if not arg.startswith("--") or arg == "--":
-            server_text = arg
-            break
-        name, eq, inline = arg.partition("=")
-        spec = _BY_NAME.get(name)
-        if spec is None:
-            raise ConfigError(f"unknown option {name!r} (see --help)")
-        if spec.arg is ArgKind.NONE:
-            if eq:
-                raise ConfigError(f"option {name} takes no value")
-            values[spec.dest] = True
-            continue
-        if spec.arg is ArgKind.OPTIONAL:
-            values[spec.dest] = inline if eq else True
-            continue
-        if eq:
-            value = inline
-        elif i < len(args):
-            value = args[i]
-            i += 1
+        if arg.startswith("--"):
+            name, eq, inline = arg.partition("=")
+            spec = _lookup(name)
+            if spec.arg is ArgKind.NONE:
+                if eq:
+                    raise ConfigError(f"option {spec.name} takes no value")
+                _store(values, spec, True)
+            elif spec.arg is ArgKind.OPTIONAL:
+                _store(values, spec, inline if eq else True)
+            elif eq:
+                _store(values, spec, inline)
+            elif i < len(args):
+                _store(values, spec, args[i])
+                i += 1
+            else:
+                raise ConfigError(f"option {spec.name} needs a value ({spec.metavar})")
+        elif arg.startswith("-") and arg != "-":
+            # getopt reads "-detach" as the short options d, e, t...: only -v exists.
+            for letter in arg[1:]:
+                long_name = _SHORT.get(letter)
+                if long_name is None:
+                    raise ConfigError(
+                        f"unknown option '-{letter}' in {arg!r} "
+                        "(pppd options that start with '-' go after '--')"
+                    )
+                _store(values, _BY_NAME[long_name], True)
         else:
-            raise ConfigError(f"option {name} needs a value ({spec.metavar})")
-        if spec.dest == "pin_sha256":
-            pins = values.setdefault("pin_sha256", [])
-            if isinstance(pins, list):
-                pins.append(value)
-        else:
-            values[spec.dest] = value
-    if server_text is None and i < len(args) and args[i - 1] == "--":
-        server_text = args[i]
-        i += 1
-    rest = args[i:]
-    if rest and rest[0] == "--":
-        rest = rest[1:]
+            words.append(arg)
     server = user = password = None
-    if server_text is not None:
-        server, user, password = parse_server(server_text)
+    if words:
+        server, user, password = parse_server(words[0])
     return ParsedArgs(
-        values=values, server=server, url_user=user, url_password=password, pppd_options=rest
+        values=values, server=server, url_user=user, url_password=password, pppd_options=words[1:]
     )
 
 

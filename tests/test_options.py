@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -241,3 +243,197 @@ def test_proxy_password_not_in_config_repr() -> None:
     cfg = build_config(parse_args(["--proxy", "http://u:s3cr3t@127.0.0.1:3128", "h"]))
     assert cfg.proxy is not None
     assert "s3cr3t" not in repr(cfg)
+
+
+# --- sstpc's getopt_long grammar (issue 7) -------------------------------------------------
+
+NM_UUID = "0c4bbf5c-9f02-4b5f-8a4e-5c1f9c3f1c2d"
+
+
+@pytest.mark.parametrize("proxy", [None, "http://u:p@h:8080"])
+def test_networkmanager_sstp_order(proxy: str | None) -> None:
+    """NetworkManager-sstp 1.3's pty line: the server first, every sstpc option after it."""
+    argv = ["vpn.example.com", "--cert-warn", "--tls-ext"]
+    if proxy:
+        argv += ["--proxy", proxy]
+    argv += ["--nolaunchpppd", "--log-level", "5", "--ipparam", "nm-pptp-service-1234"]
+    argv += ["--uuid", NM_UUID, "--ca-cert", "/etc/ca.pem"]
+    p = parse_args(argv)
+    want: dict[str, object] = {
+        "cert_warn": True,
+        "tls_ext": True,
+        "nolaunchpppd": True,
+        "log_level": "5",
+        "ipparam": "nm-pptp-service-1234",
+        "uuid": NM_UUID,
+        "ca_cert": "/etc/ca.pem",
+    }
+    if proxy:
+        want["proxy"] = proxy
+    assert p.values == want
+    assert p.server is not None and p.server.host == "vpn.example.com"
+    assert p.pppd_options == []
+    cfg = build_config(p)
+    assert cfg.tls.insecure
+    assert (cfg.proxy is not None) == bool(proxy)
+
+
+def test_networkmanager_proxy_password_stays_out_of_the_config_repr() -> None:
+    p = parse_args(["gw", "--proxy", "http://u:s3cr3t@h:8080", "--nolaunchpppd"])
+    assert "s3cr3t" not in repr(build_config(p))
+
+
+@pytest.mark.parametrize(
+    ("argv", "server", "pppd"),
+    [
+        # sstpc(8): sstpc [options] <server> [[--] pppd options]
+        (["--user", "u", "--password", "p", "h", "noauth", "debug"], "h", ["noauth", "debug"]),
+        (["--user", "u", "h", "--", "noauth", "-detach"], "h", ["noauth", "-detach"]),
+        (["--nolaunchpppd", "--ipparam", "x", "h"], "h", []),
+        # permutation: options between and after the non-option words
+        (["h", "noauth", "--user", "u", "debug"], "h", ["noauth", "debug"]),
+        (["h", "a", "--", "b", "--user", "-c"], "h", ["a", "b", "--user", "-c"]),
+        # the server may follow "--"
+        (["--user", "u", "--", "h", "noauth"], "h", ["noauth"]),
+        # a lone "-" is a word, and a required value is the next word whatever it is
+        (["--user", "-am", "h", "-"], "h", ["-"]),
+    ],
+)
+def test_sstpc_man_page_forms(argv: list[str], server: str, pppd: list[str]) -> None:
+    p = parse_args(argv)
+    assert p.server is not None and p.server.host == server
+    assert p.pppd_options == pppd
+
+
+def test_required_value_may_look_like_an_option() -> None:
+    p = parse_args(["--password", "--secret", "--user", "--", "h"])
+    assert p.values == {"password": "--secret", "user": "--"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["h", "--bogus"], "'--bogus'"),
+        (["h", "noauth", "--cert-warnings"], "'--cert-warnings'"),
+        (["h", "noauth", "-detach"], "'-d'"),
+        (["-am", "h"], "'-a'"),
+        (["h", "--ca", "x"], "ambiguous"),
+        (["h", "--nolaunchpppd=yes"], "takes no value"),
+        (["h", "--log-level"], "needs a value"),
+    ],
+)
+def test_sstpc_usage_errors(argv: list[str], word: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match=re.escape(word)):
+        parse_args(argv)
+    assert cli.main(argv) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and word in err
+
+
+def test_unknown_option_after_double_dash_goes_to_pppd() -> None:
+    p = parse_args(["h", "--", "--bogus", "-detach"])
+    assert p.pppd_options == ["--bogus", "-detach"]
+
+
+def test_abbreviations_as_getopt_long() -> None:
+    p = parse_args(["--nolaunch", "h", "--log-le", "3", "--ipp=n"])
+    assert p.values == {"nolaunchpppd": True, "log_level": "3", "ipparam": "n"}
+    # an exact name wins over the longer names it prefixes
+    assert parse_args(["--password", "x", "h"]).values == {"password": "x"}
+
+
+def test_short_v_is_version(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args(["-v"]).values == {"version": True}
+    assert cli.main(["h", "--nolaunchpppd", "-v"]) == 0
+    assert "sstp-pppd" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "path"),
+    [
+        (["h"], "/var/run/sstpc/sstpc-uds-sock"),
+        (["h", "--ipparam", "nm-pptp-service-7"], "/var/run/sstpc/sstpc-nm-pptp-service-7"),
+        (["h", "--ipparam", "x", "--key-socket", "/run/k"], "/run/k"),
+        (["h", "--key-socket", "none"], None),
+    ],
+)
+def test_key_socket(argv: list[str], path: str | None) -> None:
+    assert build_config(parse_args(argv)).pppd.key_socket == path
+
+
+@pytest.mark.parametrize("argv", [["h", "--ipparam", "../etc"], ["h", "--key-socket", "rel"]])
+def test_bad_key_socket(argv: list[str]) -> None:
+    with pytest.raises(ConfigError):
+        build_config(parse_args(argv))
+
+
+# --- the same verdicts as the real sstpc 1.0.18 ----------------------------------------------
+
+SSTPC = shutil.which("sstpc")
+#: Nothing listens on port 1: sstpc gets as far as connecting only if it accepted its argv.
+NOWHERE = "127.0.0.1:1"
+DIFFERENTIAL_FORMS = [
+    [NOWHERE, "--cert-warn", "--tls-ext", "--nolaunchpppd", "--uuid", NM_UUID, "--ca-cert", "/x"],
+    [NOWHERE, "--nolaunchpppd", "--proxy", "http://u:p@127.0.0.1:1"],
+    ["--nolaunchpppd", NOWHERE, "noauth", "debug"],
+    ["--nolaunchpppd", NOWHERE, "noauth", "-detach"],
+    ["--nolaunchpppd", NOWHERE, "--", "noauth", "-detach"],
+    [NOWHERE, "--nolaunchpppd", "--bogus"],
+    [NOWHERE, "--nolaunchpppd", "--", "--bogus"],
+    ["--nolaunch", NOWHERE],
+    ["--nolaunchpppd=1", NOWHERE],
+    ["--cert", "--nolaunchpppd", NOWHERE],
+    ["--nolaunchpppd", "-x", NOWHERE],
+    ["--nolaunchpppd", "--", NOWHERE, "noauth"],
+    ["--nolaunchpppd", NOWHERE, "--uuid"],
+    ["--nolaunchpppd", "--user", "--", NOWHERE],
+    ["--nolaunchpppd"],
+    ["-v"],
+]
+
+
+def sstpc_accepts(argv: list[str], ipparam: str) -> bool:
+    """Whether sstpc 1.0.18 takes ``argv``: it then connects (and fails: nobody listens)."""
+    assert SSTPC is not None
+    # --log-stderr first: without a syslog daemon sstpc crashes; --ipparam: its own socket.
+    full = [SSTPC, "--log-stderr", "--ipparam", ipparam, *argv]
+    res = subprocess.run(
+        full, capture_output=True, timeout=30, stdin=subprocess.DEVNULL, check=False
+    )
+    out = (res.stdout + res.stderr).decode(errors="replace")
+    refused = "Could not execute `" in out
+    assert out, "sstpc printed nothing"
+    return not refused
+
+
+def we_accept(argv: list[str]) -> bool:
+    try:
+        p = parse_args(["--log-stderr", "--ipparam", "x", *argv])
+        if not p.values.get("version"):
+            build_config(p)
+    except ConfigError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(SSTPC is None or os.getuid() != 0, reason="needs sstpc 1.0.18 and root")
+@pytest.mark.parametrize("argv", DIFFERENTIAL_FORMS, ids=" ".join)
+def test_same_verdict_as_sstpc(argv: list[str]) -> None:
+    ipparam = f"kcdiff-{os.getpid()}"
+    try:
+        assert we_accept(argv) == sstpc_accepts(argv, ipparam)
+    finally:
+        # sstpc leaves its socket behind when it fails.
+        Path(f"/var/run/sstpc/sstpc-{ipparam}").unlink(missing_ok=True)
+
+
+@pytest.mark.skipif(SSTPC is None or os.getuid() != 0, reason="needs sstpc 1.0.18 and root")
+def test_the_one_difference_from_sstpc() -> None:
+    """glibc takes the first of several prefix matches that take the same kind of value
+    (sstpc reads --ca FILE as --ca-cert FILE); an ambiguous prefix is an error here."""
+    ipparam = f"kcdiff-{os.getpid()}"
+    ambiguous = ["--ca", "/x", "--nolaunchpppd", NOWHERE]
+    try:
+        assert sstpc_accepts(ambiguous, ipparam) and not we_accept(ambiguous)
+    finally:
+        Path(f"/var/run/sstpc/sstpc-{ipparam}").unlink(missing_ok=True)

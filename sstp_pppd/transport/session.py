@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from typing import Any, TypeVar
 
 from ..config import Config
-from ..core.client import ClientConnection
+from ..core.client import KEY_WAIT, ClientConnection
 from ..core.errors import SstpError
 from ..core.handshake import new_correlation_id
 from ..core.pppwatch import PasswordLookup
@@ -31,6 +31,7 @@ from ..errors import (
 )
 from ..host.privileges import drop_privileges
 from ..logsetup import NOTICE
+from .keychannel import KeyChannel, keys_plugin_options, open_channel
 from .net import open_tcp, open_via_proxy, proxy_for
 from .pppd import PPPD_AUTH_FAILED, PPPD_NORMAL, Pppd, describe_exit, find_pppd
 from .tls import check_pins, describe_failure, make_context, server_hostname
@@ -41,10 +42,6 @@ __all__ = ["Session"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-#: Until the pppd plugin's key channel exists, nothing can hand keys in: waiting for
-#: them would only delay CALL_CONNECTED, so unknown keys bind with zeros at once.
-KEY_WAIT = 0.0
 
 
 class Session:
@@ -59,7 +56,8 @@ class Session:
             correlation_id=self.correlation_id,
             password_lookup=password_lookup,
             hello_interval=config.hello_interval,
-            key_wait=KEY_WAIT,
+            # Without a key socket nothing can hand keys in: waiting would only delay.
+            key_wait=KEY_WAIT if config.pppd.key_socket else 0.0,
         )
         self.tunnel = Tunnel(self, self.client)
         self.pppd: Pppd | None = None
@@ -69,6 +67,9 @@ class Session:
         self.outcome: BaseException | None = None
         self.auth_failure: str | None = None
         self.stopping = False
+        self.keys: KeyChannel | None = None
+        #: The TLS peer (the server, or the proxy): the key channel's answer to ADDR.
+        self.server_peer: tuple[Any, ...] | None = None
 
     # ----- the outcome: recorded here and nowhere else -------------------------------------
 
@@ -124,6 +125,7 @@ class Session:
             if isinstance(exc, TimeoutError):
                 raise TlsError("TLS: the server did not complete the handshake in time") from exc
             raise TlsError(describe_failure(exc, cfg)) from exc
+        self.server_peer = transport.get_extra_info("peername")
         ssl_obj = transport.get_extra_info("ssl_object")
         cert_der = ssl_obj.getpeercert(binary_form=True) or b""
         check_pins(cert_der, cfg.tls.pins)
@@ -166,6 +168,15 @@ class Session:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             self.loop.add_signal_handler(signum, self.shutdown, signum)
         try:
+            # Open before connecting: the plugin's keys (at auth-up) and NetworkManager's
+            # gateway query (at ip-up) must find it whatever the timing.
+            self.keys = await open_channel(
+                cfg.pppd.key_socket,
+                on_keys=self.tunnel.keys_received,
+                gateway=cfg.server.host,
+                peer=lambda: self.server_peer,
+                priv_user=cfg.pppd.priv_user,
+            )
             proxy = proxy_for(cfg)
             if proxy:
                 opening = open_via_proxy(
@@ -181,12 +192,14 @@ class Session:
                 await self.race(self.acked.wait())
             else:
                 await self.race(self.acked.wait())
+                pppd = find_pppd(cfg.pppd.path)
+                plugin = await keys_plugin_options(pppd, cfg.pppd.key_socket) if self.keys else ()
                 self.pppd = await Pppd.start(
-                    find_pppd(cfg.pppd.path),
+                    pppd,
                     user=cfg.pppd.user,
                     password=cfg.pppd.password,
                     ipparam=cfg.pppd.ipparam,
-                    options=cfg.pppd.options,
+                    options=(*plugin, *cfg.pppd.options),
                 )
                 master = self.pppd.take_master()
                 await self.tunnel.open_pty(master, os.dup(master))
@@ -239,3 +252,5 @@ class Session:
             status = await self.pppd.stop()
             log.debug("pppd reaped: %s", describe_exit(status))
         await self.tunnel.close_tls()
+        if self.keys is not None:
+            await self.keys.close()

@@ -280,8 +280,9 @@ class Tunnel:
             )
         # Out now, before the Success frame that follows it reaches pppd.
         self.transmit()
-        log.log(NOTICE, "SSTP call connected: crypto binding sent")
-        log.debug("crypto binding keys: %s", event.key_source.value)
+        log.log(
+            NOTICE, "SSTP call connected: crypto binding sent (keys: %s)", event.key_source.value
+        )
         self.owner.call_up()
 
     # ----- the end -----------------------------------------------------------------------

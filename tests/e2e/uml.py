@@ -48,6 +48,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import xstate
+
 REPO = Path(__file__).resolve().parents[2]
 INIT = REPO / "scripts" / "uml-init.sh"
 LINUX_UML = "linux.uml"
@@ -239,13 +241,16 @@ class Guest:
             # after "--": init's arguments (bash runs the script, exec bit or not)
             "--", str(INIT), str(self.run_dir), *self.modules,
         ]  # fmt: skip
+        # UML 6.1 on an AVX-512/AMX host needs this to boot (see xstate.py).
+        shim = xstate.build(self.run_dir)
+        env = {**os.environ, "LD_PRELOAD": str(shim)} if shim else None
         t0 = time.monotonic()
         with open(self.console_log, "wb") as console:
             # Own session: its helper processes share its process group, which
             # is how close() finds and kills every one of them.
             self._uml = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=self.run_dir,
+                start_new_session=True, cwd=self.run_dir, env=env,
             )  # fmt: skip
         self._watchdog = _start_watchdog(self._uml.pid)
         try:

@@ -337,8 +337,10 @@ class Client:
         # pppd makes its pty raw: no echo, no CR/LF translation of the HDLC bytes.
         tty.setraw(slave)
         os.set_blocking(master, False)
+        # No key socket unless a test asks (--key-socket later wins): concurrent runs on
+        # one machine would otherwise share /var/run/sstpc/sstpc-uds-sock.
         argv = [sys.executable, "-m", "sstp_pppd.cli", "--nolaunchpppd", "--log-stderr",
-                "--log-level", "4", *args]  # fmt: skip
+                "--log-level", "4", "--key-socket", "none", *args]  # fmt: skip
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv,
