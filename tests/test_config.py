@@ -21,7 +21,12 @@ def test_sections() -> None:
     )  # fmt: skip
     assert (cfg.server.host, cfg.server.port) == ("192.0.2.1", 4433)
     assert cfg.tls == TlsConfig(name="vpn.example", min_version=ssl.TLSVersion.TLSv1_3)
-    assert cfg.pppd == PppdConfig(user="alice", ipparam="office", options=("noauth",))
+    assert cfg.pppd == PppdConfig(
+        user="alice",
+        ipparam="office",
+        options=("noauth",),
+        key_socket="/var/run/sstpc/sstpc-office",
+    )
     assert cfg.log == LogConfig(level=4, ident="sstp-pppd[office]", filter=("a", "b"))
     assert cfg.hello_interval == 30.0
 
