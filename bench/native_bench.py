@@ -600,6 +600,7 @@ def plot(runs: list[dict[str, Any]], path: Path) -> bool:
                 ]
                 ax.plot(range(1, len(ys) + 1), ys, marker=marker, label=client)
             ax.set_ylim(bottom=0)
+            ax.set_xticks(range(1, max(r["round"] for r in runs) + 1))
             ax.set_xlabel("round")
             ax.set_ylabel(label)
             if row == 0:

@@ -3,9 +3,10 @@
 Every failure ends in one line on the log (stderr or syslog) and an exit code from
 :class:`sstp_pppd.errors.ExitCode`; no traceback reaches the user.
 
-Only what parsing the command line needs is imported at the top: ``--version`` and
-``--help`` must answer at once (pppd's ``pty`` option starts us for every connect, and in
-a small VM every import costs), so logging, asyncio, TLS and the session come in later.
+Nothing is imported before it is needed: a bare ``--version`` is answered before even the
+option parser is loaded, ``--help`` after parsing, and logging, asyncio, TLS and the session
+come in only for a run (pppd's ``pty`` option starts us for every connect, and in a small
+VM every import costs).
 """
 
 from __future__ import annotations
@@ -13,9 +14,6 @@ from __future__ import annotations
 import sys
 
 from . import __version__
-from .core.errors import SstpError
-from .errors import ConfigError, ExitCode, SstpPppdError, exit_code_of
-from .options import help_text, parse_args
 
 # typing itself costs milliseconds to import; mypy knows this name.
 TYPE_CHECKING = False
@@ -62,8 +60,21 @@ def scrub_argv(secrets: Sequence[str]) -> bool:
     return True
 
 
+#: Arguments a bare version query may have: answered without parsing (same output).
+_VERSION_ONLY = frozenset({"--version", "--nolaunchpppd"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if "--version" in args and _VERSION_ONLY.issuperset(args):
+        # In pty mode stdout is pppd's line, as below.
+        out = sys.stderr if "--nolaunchpppd" in args else sys.stdout
+        out.write(f"sstp-pppd {__version__}\n")
+        return 0
+    # Deferred imports (see the module docstring).
+    from .errors import ConfigError, ExitCode, exit_code_of  # noqa: PLC0415
+    from .options import help_text, parse_args  # noqa: PLC0415
+
     try:
         parsed = parse_args(args)
         # In pty mode stdout is pppd's line: even --help and --version go to stderr there.
@@ -116,6 +127,8 @@ def run(config: Config, host: Connection | None = None) -> int:
     import asyncio  # noqa: PLC0415
     import logging  # noqa: PLC0415
 
+    from .core.errors import SstpError  # noqa: PLC0415
+    from .errors import ExitCode, SstpPppdError, exit_code_of  # noqa: PLC0415
     from .host.privileges import drop_privileges  # noqa: PLC0415
     from .logsetup import NOTICE  # noqa: PLC0415
     from .secrets import password_lookup  # noqa: PLC0415

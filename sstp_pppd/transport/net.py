@@ -18,6 +18,13 @@ log = logging.getLogger(__name__)
 async def resolve(host: str, port: int) -> list[tuple[int, tuple[str, int]]]:
     """All (family, sockaddr) pairs for host:port, in the resolver's order."""
     loop = asyncio.get_running_loop()
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host)
+        except OSError:
+            continue
+        # An address needs no resolver, nor the thread asyncio runs it in (memory).
+        return [(int(family), (host, port))]
     try:
         infos = await loop.getaddrinfo(
             host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP

@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 #: Bytes gathered per batch before they are handed on (then the loop runs once more).
 BATCH_LIMIT = 64 * 1024
+#: What one read of a pty gives at most (the line discipline's buffer, less one byte).
+FULL_PTY_READ = 4095
 
 
 class BatchReader:
@@ -90,6 +92,10 @@ class BatchReader:
                 break
             chunks.append(chunk)
             room -= len(chunk)
+            if len(chunk) < FULL_PTY_READ:
+                # A short read drained the line: no need for the read that says EAGAIN
+                # (a system call costs more in a VM than the check).
+                break
         if chunks:
             self._on_data(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         if eof and not self._closed:

@@ -47,6 +47,9 @@ __all__ = ["Tunnel", "TunnelOwner", "outcome_error"]
 
 log = logging.getLogger(__name__)
 
+#: Launch mode: how long what the server sends may wait for pppd's first bytes.
+PPPD_START_GRACE = 2.0
+
 
 def outcome_error(end: CallEnded) -> SstpPppdError | HttpError | None:
     """The error a call's end is reported as (``None``: a clean end)."""
@@ -127,13 +130,18 @@ class Tunnel:
         self.pty = PtyLink(self, self.tls)
         self.tls.peer = self.pty
         await self.pty.open(read_fd, write_fd)
+        if self._for_pppd is not None:
+            # A pppd that waits for the peer to speak first (`silent`, `passive`) never
+            # speaks: do not wait for it longer than its start can take.
+            self.loop.call_later(PPPD_START_GRACE, self.release_for_pppd)
 
     def hold_until_pppd_speaks(self) -> None:
         """Keep what the server sends pppd until pppd's first bytes arrive (launch mode).
 
         pppd sets its line up with ``tcsetattr(TCSAFLUSH)`` at start, which discards
         unread input: a server that sends its LCP Configure-Request right after
-        CALL_CONNECT_ACK would otherwise cost PPP its 3 s restart timer.
+        CALL_CONNECT_ACK would otherwise cost PPP its 3 s restart timer. A pppd that
+        waits for the peer (``silent``) gets it :data:`PPPD_START_GRACE` after its start.
         """
         self._for_pppd = []
 
@@ -150,12 +158,9 @@ class Tunnel:
         self.transmit()
 
     def from_pppd(self, data: bytes) -> None:
-        held = self._for_pppd
-        if held is not None and self.pty is not None:
+        if self._for_pppd is not None:
             # pppd has spoken, so its line is set up: what waited for it can go.
-            self._for_pppd = None
-            if held:
-                self.pty.write(b"".join(held))
+            self.release_for_pppd()
         packets = self.decoder.feed(data)
         if self.decoder.too_big != self._too_big:
             self._too_big = self.decoder.too_big
@@ -260,6 +265,12 @@ class Tunnel:
                     self.owner.end(None)
                 case _:
                     assert_never(event)
+
+    def release_for_pppd(self) -> None:
+        """Stop holding: write what waited for pppd (see :meth:`hold_until_pppd_speaks`)."""
+        held, self._for_pppd = self._for_pppd, None
+        if held and self.pty is not None:
+            self.pty.write(b"".join(held))
 
     def to_pppd(self, data: bytes) -> None:
         """HDLC bytes for pppd: written, or held until pppd has spoken (bounded)."""

@@ -134,3 +134,16 @@ def test_selected_implementation() -> None:
     # With the accelerator importable (this module runs only then), hdlc picks it.
     assert hdlc.ACCELERATED
     assert hdlc.PacketDecoder is _hdlc.PacketDecoder
+
+
+def test_the_environment_can_refuse_the_accelerator() -> None:
+    import os
+    import subprocess
+    import sys
+
+    probe = "from sstp_pppd.core import hdlc; print(hdlc.ACCELERATED, hdlc.PacketDecoder.__name__)"
+    env = {**os.environ, "SSTP_PPPD_PURE_PYTHON": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["False", "PyPacketDecoder"]

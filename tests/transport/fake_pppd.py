@@ -3,7 +3,8 @@
 Like pppd, it opens the tty it is given, takes a moment to start, sets the line up with
 ``tcsetattr(TCSAFLUSH)`` (which discards whatever arrived before), then sends its LCP
 Configure-Request. It reports every frame it receives on stderr (the client's stderr),
-one ``fake-pppd got <hex>`` line each, until the line hangs up or it is signalled.
+one ``fake-pppd got <hex>`` line each, until the line hangs up or it is signalled. With
+``FAKE_PPPD_SILENT`` set it waits, as pppd's ``silent`` does, for a frame before its own.
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def main() -> int:
     tty.setraw(fd)
     termios.tcsetattr(fd, termios.TCSAFLUSH, termios.tcgetattr(fd))
     del attrs
-    os.write(fd, hdlc.encode(LCP_REQUEST))
+    silent = bool(os.environ.get("FAKE_PPPD_SILENT"))
+    if not silent:
+        os.write(fd, hdlc.encode(LCP_REQUEST))
     decoder = hdlc.Decoder()
     while True:
         try:
@@ -42,6 +45,9 @@ def main() -> int:
         for frame in decoder.feed(data):
             sys.stderr.write(f"fake-pppd got {frame.hex()}\n")
             sys.stderr.flush()
+            if silent:
+                silent = False
+                os.write(fd, hdlc.encode(LCP_REQUEST))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ two race. Real subprocess, real TLS, real pty, loopback only.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -61,19 +62,24 @@ async def test_frames_around_the_ack_are_all_relayed(cert: ServerCert, pppd_firs
                 assert await s.expect_data() == CLIENT_LCP
 
 
+@pytest.mark.parametrize("silent", [False, True], ids=["pppd-speaks", "pppd-silent"])
 @asynctest
 async def test_launch_mode_holds_the_server_frames_for_pppd(
-    cert: ServerCert, tmp_path: Path
+    cert: ServerCert, tmp_path: Path, silent: bool
 ) -> None:
-    """pppd's TCSAFLUSH at start discards what we wrote before: hold it until pppd speaks."""
+    """pppd's TCSAFLUSH at start discards what we wrote before: hold it until pppd speaks.
+
+    A ``silent`` pppd speaks only after the server's frame: it gets it after a grace time.
+    """
     fake = tmp_path / "pppd"
     fake.write_text(f'#!/bin/sh\nexec {sys.executable} {FAKE_PPPD} "$@"\n')
     fake.chmod(0o755)
     async with FakeServer(cert) as server:
         argv = [sys.executable, "-m", "sstp_pppd.cli", "--log-stderr", "--log-level", "4",
                 "--pppd", str(fake), *secure(cert, f"127.0.0.1:{server.port}")]  # fmt: skip
+        env = {**os.environ, "FAKE_PPPD_SILENT": "1"} if silent else None
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+            *argv, stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env
         )
         try:
             s = await server.accept()
