@@ -86,7 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run(config: Config) -> int:
     async def session() -> None:
-        await Session(config, password_lookup(config.password)).run()
+        # pppd's options decide its secret: ours in launch mode, /proc in pty mode.
+        launch_argv = None if config.nolaunchpppd else ["pppd", *config.pppd_options]
+        await Session(config, password_lookup(config.password, launch_argv)).run()
 
     try:
         asyncio.run(session())

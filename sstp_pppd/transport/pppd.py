@@ -119,7 +119,7 @@ class Pppd:
         if password is not None:
             read_fd, write_fd = os.pipe()
             try:
-                os.write(write_fd, password.reveal().encode())
+                os.write(write_fd, password.reveal_bytes())
             finally:
                 os.close(write_fd)
             pass_fds = (read_fd,)
