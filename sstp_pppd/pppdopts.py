@@ -7,10 +7,13 @@ decide which secret that is: ``name``, ``user``, ``remotename`` and ``password``
 
 Where the options come from, as pppd reads them (later wins at equal priority):
 
-1. ``/etc/ppp/options``, then ``~/.ppprc`` (of the real uid): priority 1 (a file);
-2. pppd's command line, in order: priority 2, so it beats every file, whatever its place;
-   ``call NAME`` (``/etc/ppp/peers/NAME``) and ``file F`` read their file at that place,
-   at priority 1, and may nest.
+1. ``/etc/ppp/options``, then ``~/.ppprc`` (of the real uid): priority 1;
+2. pppd's command line, in order, at priority 2, so it beats those two files; ``call NAME``
+   (``/etc/ppp/peers/NAME``) and ``file F`` read their file at that place and at the
+   command line's priority (``options_from_file`` keeps the caller's ``option_priority``),
+   so between the command line and a peers file the later one wins. Files may nest.
+
+These rules were seen on the real pppd 2.4.9 (tests/e2e/test_secrets.py, ``dryrun dump``).
 
 In pty mode the transport is pppd's ``pty`` command, a child of pppd (through ``sh -c``):
 pppd's argv is in ``/proc/<pid>/cmdline`` of that ancestor (see :func:`pppd_ancestor_argv`).
@@ -242,11 +245,11 @@ class _Reader:
             elif option == "call":
                 path = _callfile_path(value, self.etc)
                 if path is not None:
-                    self.file(path)
+                    self.file(path, prio)
             elif option == "file":
-                self.file(os.fsdecode(value))
+                self.file(os.fsdecode(value), prio)
 
-    def file(self, path: str, *, must_exist: bool = True) -> None:
+    def file(self, path: str, prio: int, *, must_exist: bool = True) -> None:
         if self.depth > 16:  # pppd recurses without a bound; a loop would not end there
             return
         try:
@@ -261,7 +264,7 @@ class _Reader:
         self.opts.files.append(path)
         self.depth += 1
         try:
-            self.apply([w.value for w in words(data)], prio=1)
+            self.apply([w.value for w in words(data)], prio)
         finally:
             self.depth -= 1
 
@@ -279,9 +282,9 @@ def parse_pppd_options(
     """
     opts = PppdOptions()
     reader = _Reader(opts, read, etc)
-    reader.file(os.path.join(etc, "options"), must_exist=False)
+    reader.file(os.path.join(etc, "options"), 1, must_exist=False)
     if home:
-        reader.file(os.path.join(home, ".ppprc"), must_exist=False)
+        reader.file(os.path.join(home, ".ppprc"), 1, must_exist=False)
     reader.apply(list(argv[1:]), prio=2)
     return opts
 

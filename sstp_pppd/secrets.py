@@ -112,10 +112,16 @@ class SecretMatch:
     secret: Secret | None
     #: Files pppd reads during the scan that we could not (one line each).
     problems: list[str] = field(default_factory=list)
+    #: The words after the secret on the chosen line (pppd's allowed addresses).
+    addresses: list[bytes] = field(default_factory=list)
 
 
 def scan_authfile(
-    data: bytes, client: bytes, server: bytes, *, read: ReadIndirect = _read_bytes
+    data: bytes,
+    client: bytes,
+    server: bytes,
+    *,
+    read: ReadIndirect | None = _read_bytes,
 ) -> SecretMatch:
     """The secret for ``client`` authenticating to ``server``, chosen as pppd does.
 
@@ -124,7 +130,8 @@ def scan_authfile(
     one that names only the server exactly, which beats ``* *``; at equal rank the first
     line wins. A secret ``@/path`` is the first word of that file (``@word`` without the
     slash is a literal); if that file cannot be read pppd skips the line. The secret is
-    cut to MAXSECRETLEN (256) bytes, as ``get_secret`` does.
+    cut to MAXSECRETLEN (256) bytes, as ``get_secret`` does. ``read`` None: do not read
+    ``@/path`` files (pppd's ``have_chap_secret`` does not either).
     """
     match = SecretMatch(None)
     it = words(data)
@@ -164,7 +171,7 @@ def scan_authfile(
         if newline:
             continue
         secret = word
-        if word[:2] == b"@/":
+        if word[:2] == b"@/" and read is not None:
             path = os.fsdecode(word[1:])
             try:
                 indirect = next(words(read(path)), None)
@@ -174,6 +181,7 @@ def scan_authfile(
             if indirect is None:
                 continue  # pppd: "no secret in indirect secret file"
             secret = indirect.value
+        addresses = []
         while True:
             w = next(it, None)
             if w is None:
@@ -182,8 +190,10 @@ def scan_authfile(
             word, newline = w.value, w.newline
             if newline:
                 break
+            addresses.append(word)
         best_flag = got_flag
         match.secret = Secret.from_bytes(secret[:MAXSECRETLEN])
+        match.addresses = addresses
         if not newline:
             return match
 
