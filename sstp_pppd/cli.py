@@ -16,42 +16,17 @@ from .config import Config, build_config
 from .errors import ConfigError, ExitCode, SstpPppdError
 from .logsetup import NOTICE, setup_logging
 from .options import help_text, parse_args
+from .scrub import scrub_process_argv
 from .secrets import password_lookup
 from .transport.session import Session
 
 log = logging.getLogger("sstp_pppd")
 
 
-def scrub_argv(secrets: Sequence[str]) -> bool:
-    """Overwrite ``secrets`` in this process's command line, as ps and /proc show it.
-
-    Python keeps its own copy of argv; the kernel shows the original memory, which
-    /proc/self/mem lets us rewrite in place.
-    """
-    secrets = [s for s in secrets if s]
-    if not secrets:
-        return True
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        # Fields 48 and 49 of stat (arg_start, arg_end); the split starts at field 3.
-        start, end = int(fields[45]), int(fields[46])
-        with open("/proc/self/mem", "r+b", buffering=0) as mem:
-            mem.seek(start)
-            args = mem.read(end - start)
-            scrubbed = args
-            for s in secrets:
-                raw = s.encode()
-                scrubbed = scrubbed.replace(raw, b"x" * len(raw))
-            if scrubbed != args:
-                mem.seek(start)
-                mem.write(scrubbed)
-    except (OSError, ValueError, IndexError):
-        return False
-    return True
-
-
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, scrubbed: bool = True) -> int:
+    # First of all: the password leaves ps's view (sstp_pppd/scrub.py; the console
+    # script, scrub.main, did it already before importing this module).
+    scrubbed = scrub_process_argv() and scrubbed
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         parsed = parse_args(args)
@@ -63,12 +38,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if parsed.values.get("version"):
             out.write(f"sstp-pppd {__version__}\n")
             return ExitCode.OK
-        secret_words = [
-            v for k, v in parsed.values.items() if k in ("password", "proxy") and isinstance(v, str)
-        ]
-        if parsed.url_password:
-            secret_words.append(parsed.url_password)
-        scrubbed = scrub_argv(secret_words)
         config = build_config(parsed)
         setup_logging(config)
     except ConfigError as exc:

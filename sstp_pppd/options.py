@@ -15,6 +15,7 @@ import re
 import urllib.parse
 from collections.abc import Sequence
 
+from .core.redact import redact_url
 from .errors import ConfigError
 
 
@@ -217,29 +218,31 @@ def parse_server(text: str) -> tuple[Server, str | None, str | None]:
     user name and password given in the URL, if any.
     """
     rest = text.strip()
+    shown = redact_url(text)  # error messages never repeat the password
     if "://" in rest:
         scheme, _, rest = rest.partition("://")
         if scheme.lower() != "https":
-            raise ConfigError(f"server {text!r}: only https:// is possible for SSTP")
-    rest = rest.split("/", 1)[0]
+            raise ConfigError(f"server {shown!r}: only https:// is possible for SSTP")
     user = password = None
     if "@" in rest:
+        # The userinfo runs to the last "@": passwords are typed with "/?#@" unencoded.
         userinfo, _, rest = rest.rpartition("@")
         u, sep, p = userinfo.partition(":")
         user = urllib.parse.unquote(u)
         password = urllib.parse.unquote(p) if sep else None
+    rest = rest.split("/", 1)[0]
     match = _HOSTPORT.match(rest)
     if not match:
-        raise ConfigError(f"server {text!r} is not HOST, HOST:PORT or [IPV6]:PORT")
+        raise ConfigError(f"server {shown!r} is not HOST, HOST:PORT or [IPV6]:PORT")
     host = match.group("v6") or match.group("host")
     port = int(match.group("port") or 443)
     if not 0 < port < 65536:
-        raise ConfigError(f"server {text!r}: port {port} is out of range")
+        raise ConfigError(f"server {shown!r}: port {port} is out of range")
     if match.group("v6"):
         try:
             ipaddress.IPv6Address(host.split("%", 1)[0])
         except ValueError as exc:
-            raise ConfigError(f"server {text!r}: {host!r} is not an IPv6 address") from exc
+            raise ConfigError(f"server {shown!r}: {host!r} is not an IPv6 address") from exc
     return Server(host=host, port=port), user, password
 
 

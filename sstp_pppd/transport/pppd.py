@@ -126,7 +126,9 @@ class Pppd:
         argv = pppd_argv(
             pppd, device, user=user, password_fd=read_fd, ipparam=ipparam, options=options
         )
-        log.info("starting %s", " ".join(argv))
+        # pppd's own "password X" may be among the user's options: never in the log.
+        shown = ["***" if k and argv[k - 1] == "password" else a for k, a in enumerate(argv)]
+        log.info("starting %s", " ".join(shown))
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,
