@@ -12,6 +12,8 @@ from .core.handshake import normalize_correlation_id
 from .core.proxy import parse_proxy_url
 from .errors import ConfigError
 from .options import ParsedArgs, Server
+from .preflight import NEGOTIATION_TIMEOUT_RANGE
+from .preflight import check as preflight_check
 from .secrets import Secret, read_password_file
 
 
@@ -36,6 +38,9 @@ class Config:
     insecure: bool = False
     pins: tuple[Pin, ...] = ()
     tls_min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    tls_max_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED
+    #: [MS-SSTP] negotiation timer (60 s); longer for servers that wait for a 2nd factor.
+    negotiation_timeout: float = 60.0
     connect_timeout: float = 10.0
     hello_interval: float = 60.0
     #: May carry a password (http://user:pass@...): kept out of repr.
@@ -118,6 +123,16 @@ def build_config(parsed: ParsedArgs) -> Config:
     versions = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
     if tls_min not in versions:
         raise ConfigError("--tls-min-version takes 1.2 or 1.3")
+    # --- harden: fail closed (sstp_pppd/preflight.py) ---
+    preflight_check(v)
+    tls_max = _str(v, "tls_max_version")
+    if tls_max is not None and tls_max not in versions:
+        raise ConfigError("--tls-max-version takes 1.2 or 1.3")
+    if tls_max is not None and versions[tls_max] < versions[tls_min]:
+        raise ConfigError("--tls-max-version is below --tls-min-version")
+    low, high = NEGOTIATION_TIMEOUT_RANGE
+    negotiation = _seconds(v, "negotiation_timeout", default=60.0, low=low, high=high)
+    # --- end harden ---
     user = _str(v, "user") or parsed.url_user
     password: Secret | None = None
     if _str(v, "password") is not None:
@@ -145,8 +160,6 @@ def build_config(parsed: ParsedArgs) -> Config:
         warnings.append(
             "--save-server-route is not implemented yet: no route to the server is added"
         )
-    if v.get("priv_dir"):
-        warnings.append("--priv-dir is accepted for sstpc compatibility, but no chroot is made")
     if not nolaunch and (v.get("priv_user") or v.get("priv_group")):
         warnings.append(
             "--priv-user/--priv-group are ignored in launch mode: stopping pppd needs root"
@@ -182,6 +195,8 @@ def build_config(parsed: ParsedArgs) -> Config:
         insecure=insecure,
         pins=pins,
         tls_min_version=versions[tls_min],
+        tls_max_version=versions[tls_max] if tls_max else ssl.TLSVersion.MAXIMUM_SUPPORTED,
+        negotiation_timeout=negotiation,
         connect_timeout=timeout,
         hello_interval=hello,
         proxy=proxy,

@@ -73,6 +73,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "VERSION",
         sstpc=False,
     ),
+    _opt(
+        "--tls-max-version",
+        "highest TLS version to offer: 1.2 or 1.3 (default: the highest, 1.3); 1.2 for "
+        "servers whose TLS 1.3 is broken",
+        "VERSION",
+        sstpc=False,
+    ),
     _opt("--tls-ext", "send the TLS SNI extension (always done; accepted for sstpc compatibility)"),
     _opt(
         "--host",
@@ -98,6 +105,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--proxy",
         "connect through this HTTP proxy (default: $https_proxy, $http_proxy, honouring $no_proxy)",
         "http://[USER:PASS@]HOST:PORT",
+    ),
+    _opt(
+        "--negotiation-timeout",
+        "seconds the call may take to set up, PPP authentication included "
+        "(default 60, [MS-SSTP] negotiation timer; 10 to 600, for a second factor)",
+        "SECONDS",
+        sstpc=False,
     ),
     _opt("--uuid", "the SSTP correlation GUID to send (default: a random one)", "GUID"),
     # pppd
@@ -139,7 +153,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "after the tunnel is up, drop privileges to this group (pty mode only)",
         "GROUP",
     ),
-    _opt("--priv-dir", "accepted for sstpc compatibility; no chroot is made (warns)", "DIR"),
+    _opt("--priv-dir", "not supported (sstpc chroots there): refused with an error", "DIR"),
     _opt(
         "--save-server-route",
         "accepted for sstpc compatibility; server routes are not implemented yet (warns)",

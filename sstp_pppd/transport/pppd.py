@@ -17,7 +17,7 @@ import tty
 
 import psutil
 
-from ..errors import PppdError
+from ..errors import ConfigError, PppdError
 from ..secrets import Secret
 
 log = logging.getLogger(__name__)
@@ -211,6 +211,6 @@ def drop_privileges(user: str | None, group: str | None) -> None:
         if pw is not None:
             os.setuid(pw.pw_uid)
     except (KeyError, OSError) as exc:
-        log.warning("could not drop privileges to %s:%s: %s", user, group, exc)
-        return
+        # Fail closed: carrying on as root after asking not to is not an option.
+        raise ConfigError(f"cannot drop privileges to {user}:{group}: {exc}") from None
     log.info("dropped privileges to %s:%s", user or os.getuid(), group or gid)
