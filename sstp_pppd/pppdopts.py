@@ -179,6 +179,7 @@ ONE_ARG = frozenset(
 _KEPT = ("name", "user", "remotename", "password")
 
 ReadFile = Callable[[str], bytes]
+_MAX_FILES = 32
 
 
 @dataclass(slots=True)
@@ -250,7 +251,9 @@ class _Reader:
                 self.file(os.fsdecode(value), prio)
 
     def file(self, path: str, prio: int, *, must_exist: bool = True) -> None:
-        if self.depth > 16:  # pppd recurses without a bound; a loop would not end there
+        # pppd recurses without a bound (a file that calls itself runs it out of file
+        # descriptors); here nesting and the number of files read are bounded.
+        if self.depth > 8 or len(self.opts.files) + len(self.opts.problems) >= _MAX_FILES:
             return
         try:
             data = self.read(path)

@@ -176,3 +176,10 @@ def test_pppd_ancestor(tmp_path: Path) -> None:
     assert pppd_ancestor_argv(99, proc=str(proc)) is None
     (proc / "10" / "stat").write_bytes(b"10 (init) S 1 1 1")
     assert pppd_ancestor_argv(30, proc=str(proc)) is None
+
+
+def test_files_that_call_themselves_many_times_end_quickly() -> None:
+    """Found by fuzzing: a file naming itself N times made 16**N reads."""
+    files = Files({"/etc/ppp/peers/p": b"call p " * 50 + b"name x\n"})
+    opts = parse_pppd_options([b"pppd", b"call", b"p"], read=files)
+    assert opts.name == b"x" and len(files.read_paths) <= 33
