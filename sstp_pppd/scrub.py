@@ -89,6 +89,12 @@ def main() -> int:
     that long. ``cli.main`` scrubs again (for callers that start there): it is idempotent.
     """
     ok = scrub_process_argv()
-    from .cli import main as cli_main  # noqa: PLC0415 (after the scrub, on purpose)
+    try:
+        from .cli import main as cli_main  # noqa: PLC0415 (after the scrub, on purpose)
+    except KeyboardInterrupt:
+        # Ctrl-C during the imports: one line and the documented code, not a traceback.
+        import sys  # noqa: PLC0415
 
+        sys.stderr.write("sstp-pppd: interrupted\n")
+        return 11  # ExitCode.INTERRUPTED (errors.py is not imported yet)
     return cli_main(scrubbed=ok)

@@ -151,3 +151,24 @@ def test_cli_scrubs_an_encoded_url_password_while_running(tmp_path: Path) -> Non
             proc.kill()
             _, err = proc.communicate(timeout=30)
         assert secret not in err and "p@ss/w0rd" not in err and "proxy/pw" not in err
+
+
+def test_console_script_scrubs_before_importing_the_cli() -> None:
+    """scrub.main (the console script) scrubs before sstp_pppd.cli is even imported."""
+    code = (
+        "import sys, sstp_pppd.scrub as s\n"
+        "s.scrub_process_argv()\n"
+        "print(open('/proc/self/cmdline','rb').read().count(b'hunter2'),"
+        " 'sstp_pppd.cli' in sys.modules, flush=True)\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, "--password", "hunter2", "vpn.example"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert res.stdout.split() == ["0", "False"]
+    from sstp_pppd.errors import ExitCode
+
+    assert ExitCode.INTERRUPTED == 11  # scrub.main returns it before errors.py is loaded
