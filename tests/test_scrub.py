@@ -158,7 +158,7 @@ def test_console_script_scrubs_before_importing_the_cli() -> None:
     code = (
         "import sys, sstp_pppd.scrub as s\n"
         "s.scrub_process_argv()\n"
-        "print(open('/proc/self/cmdline','rb').read().count(b'hunter2'),"
+        "print(open('/proc/self/cmdline','rb').read().count(b'hunter' b'2'),"
         " 'sstp_pppd.cli' in sys.modules, flush=True)\n"
     )
     res = subprocess.run(
