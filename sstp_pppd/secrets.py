@@ -175,6 +175,13 @@ def scan_authfile(
             path = os.fsdecode(word[1:])
             try:
                 indirect = next(words(read(path)), None)
+            except PermissionError:
+                # pppd (root) may read it; then its line wins there and not here.
+                match.problems.append(
+                    f"pppd can read the secret file {path} but this process "
+                    f"(uid {os.getuid()}) cannot: {USE_PLUGIN}"
+                )
+                continue
             except OSError as exc:
                 match.problems.append(f"cannot read the secret file {path}: {exc.strerror}")
                 continue

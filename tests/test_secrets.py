@@ -166,3 +166,12 @@ def test_scan_any_bytes(data: bytes, client: bytes, server: bytes) -> None:
     match = scan_authfile(data, client, server, read=lambda p: b"x")
     if match.secret is not None:
         assert len(match.secret.reveal_bytes()) <= 256
+
+
+def test_unreadable_indirect_file_says_to_use_the_plugin() -> None:
+    def read(p: str) -> bytes:
+        raise PermissionError(13, "Permission denied", p)
+
+    match = scan_authfile(b"alice srv @/etc/ppp/pw *\n", b"alice", b"srv", read=read)
+    assert match.secret is None
+    assert "plugin sstp-pppd-keys.so" in match.problems[0] and "/etc/ppp/pw" in match.problems[0]
