@@ -16,6 +16,7 @@ from .config import Config, build_config
 from .errors import ConfigError, ExitCode, SstpPppdError
 from .logsetup import NOTICE, setup_logging
 from .options import help_text, parse_args
+from .preflight import check_pppd
 from .scrub import scrub_process_argv
 from .secrets import password_lookup
 from .transport.session import Session
@@ -39,6 +40,7 @@ def main(argv: Sequence[str] | None = None, *, scrubbed: bool = True) -> int:
             out.write(f"sstp-pppd {__version__}\n")
             return ExitCode.OK
         config = build_config(parsed)
+        check_pppd(config.pppd, launch=not config.nolaunchpppd)  # before connecting
         setup_logging(config)
     except ConfigError as exc:
         sys.stderr.write(f"sstp-pppd: {exc}\n")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import shutil
 from collections.abc import Mapping
 
 from .errors import ConfigError
@@ -76,6 +77,19 @@ def check_tls_files(values: Mapping[str, object]) -> None:
         path = _str(values, key)
         if path:
             _readable(option, path, directory=directory)
+
+
+def check_pppd(pppd: str | None, *, launch: bool) -> None:
+    """Launch mode: the pppd to start exists and is executable (as transport/pppd.py's
+    find_pppd chooses it: --pppd, else pppd on PATH, else /usr/sbin/pppd)."""
+    if not launch:
+        return
+    path = pppd or shutil.which("pppd") or "/usr/sbin/pppd"
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        raise ConfigError(
+            f"pppd {path!r} is not an executable file: install pppd (Debian: ppp) "
+            "or give --pppd PATH"
+        )
 
 
 def check(values: Mapping[str, object]) -> None:

@@ -85,6 +85,28 @@ def test_unknown_priv_user_exits_2_before_connecting() -> None:
     ]
 
 
+@pytest.mark.parametrize("kind", ["missing", "not executable"])
+def test_launch_mode_needs_an_executable_pppd_before_connecting(kind: str, tmp_path: Path) -> None:
+    pppd = str(tmp_path / "pppd")
+    if kind == "not executable":
+        Path(pppd).write_text("#!/bin/sh\n")
+        Path(pppd).chmod(0o644)
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.5)
+        port = listener.getsockname()[1]
+        res = subprocess.run(
+            [sys.executable, "-c", "import sys; from sstp_pppd.cli import main; sys.exit(main())",
+             "--pppd", pppd, f"127.0.0.1:{port}"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    assert res.returncode == 2, res.stderr
+    assert f"pppd '{pppd}' is not an executable file" in res.stderr
+
+
 def test_failing_privilege_drop_is_an_error() -> None:
     """Before, a failed drop was a warning and the transport carried on with root's rights."""
     code = (
