@@ -6,6 +6,7 @@ also checked against the real pppd 2.4.9 by tests/e2e/test_secrets.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from sstp_pppd.pppdopts import (
     MAXWORDLEN,
+    Word,
     parse_pppd_options,
     pppd_ancestor_argv,
     words,
@@ -183,3 +185,117 @@ def test_files_that_call_themselves_many_times_end_quickly() -> None:
     files = Files({"/etc/ppp/peers/p": b"call p " * 50 + b"name x\n"})
     opts = parse_pppd_options([b"pppd", b"call", b"p"], read=files)
     assert opts.name == b"x" and len(files.read_paths) <= 33
+
+
+# --- the optimised splitter against its plain transcription ---------------------------
+
+_NL, _BS, _HASH, _DQ, _SQ = 0x0A, 0x5C, 0x23, 0x22, 0x27
+_SPACE = frozenset(b" \t\n\v\f\r")
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("f"): 12, ord("n"): 10, ord("r"): 13,
+            ord("s"): 32, ord("t"): 9}  # fmt: skip
+_MAXWORDLEN = MAXWORDLEN
+
+
+def reference_words(data: bytes) -> Iterator[Word]:
+    """The first, plain transcription of getword: the reference."""
+    i, n = 0, len(data)
+    while True:
+        newline = escape = comment = False
+        c = -1
+        while i < n:
+            c = data[i]
+            i += 1
+            if c == _NL:
+                if escape:
+                    escape = False
+                else:
+                    newline, comment = True, False
+                continue
+            if comment:
+                continue
+            if escape:
+                break
+            if c == _BS:
+                escape = True
+                continue
+            if c == _HASH:
+                comment = True
+                continue
+            if c not in _SPACE:
+                break
+        else:
+            c = -1
+        word = bytearray()
+        quoted = 0
+        while c != -1:
+            if escape:
+                escape = False
+                if c == _NL:
+                    c, i = (data[i], i + 1) if i < n else (-1, i)
+                    continue
+                got = False
+                if c in _ESCAPES:
+                    value = _ESCAPES[c]
+                elif 0x30 <= c <= 0x37:
+                    value = 0
+                    for _ in range(3):
+                        if not 0x30 <= c <= 0x37:
+                            break
+                        value = (value << 3) + (c & 7)
+                        c, i = (data[i], i + 1) if i < n else (-1, i)
+                    got = True
+                elif c == ord("x"):
+                    value = 0
+                    c, i = (data[i], i + 1) if i < n else (-1, i)
+                    for _ in range(2):
+                        if c not in _HEX:
+                            break
+                        value = (value << 4) + int(chr(c), 16)
+                        c, i = (data[i], i + 1) if i < n else (-1, i)
+                    got = True
+                else:
+                    value = c
+                if len(word) < _MAXWORDLEN:
+                    word.append(value & 0xFF)  # C stores the int in a char
+                if not got:
+                    c, i = (data[i], i + 1) if i < n else (-1, i)
+                continue
+            if c == _BS:
+                escape = True
+                c, i = (data[i], i + 1) if i < n else (-1, i)
+                continue
+            if quoted:
+                if c == quoted:
+                    quoted = 0
+                    c, i = (data[i], i + 1) if i < n else (-1, i)
+                    continue
+            elif c in (_DQ, _SQ):
+                quoted = c
+                c, i = (data[i], i + 1) if i < n else (-1, i)
+                continue
+            elif c in _SPACE or c == _HASH:
+                i -= 1  # ungetc: the next call sees it (a '#' then starts a comment)
+                break
+            if len(word) < _MAXWORDLEN:
+                word.append(c)
+            c, i = (data[i], i + 1) if i < n else (-1, i)
+        if c == -1 and not word:
+            return
+        yield Word(bytes(word[: _MAXWORDLEN - 1]).split(b"\0", 1)[0], newline)
+
+
+_TRICKY = st.sampled_from([b" ", b"\t", b"\n", b"#", b'"', b"'", b"\\", b"\\\n", b"\\x",
+                           b"\\1", b"a", b"\x00", b"\xff", b"\\s", b"\r"])  # fmt: skip
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(st.one_of(_TRICKY, st.binary(max_size=4)), max_size=60) | st.binary(max_size=200))
+def test_words_equals_the_reference(parts: list[bytes] | bytes) -> None:
+    data = parts if isinstance(parts, bytes) else b"".join(parts)
+    assert list(words(data)) == list(reference_words(data))
+
+
+def test_long_words_equal_the_reference() -> None:
+    for data in (b"x" * 3000, b'"' + b"y" * 2000 + b'" z', b"a\\x41" * 600):
+        assert list(words(data)) == list(reference_words(data))
