@@ -5,6 +5,7 @@ own encoders, so the fuzzers start from the interesting shapes. Run from the rep
 from __future__ import annotations
 
 import hashlib
+import struct
 from pathlib import Path
 
 from sstp_pppd.core import hdlc, messages
@@ -27,6 +28,12 @@ def framed(frames: list[tuple[bool, bytes]]) -> bytes:
         padded = frame + b"\0" * (len(frame) % 2)
         out += bytes([(0x80 if from_server else 0) | (len(padded) // 2)]) + padded
     return out
+
+
+def api_message(msg_type: int, attributes: list[tuple[int, bytes]]) -> bytes:
+    """sstp-api (sstp-client's sstp-api.h): header and 4-byte padded attributes, native order."""
+    body = b"".join(struct.pack("=HH", t, len(v)) + v + bytes(-len(v) % 4) for t, v in attributes)
+    return struct.pack("=IHH", 0x73737470, len(body), msg_type) + body
 
 
 def seeds() -> dict[str, list[bytes]]:
@@ -75,6 +82,13 @@ def seeds() -> dict[str, list[bytes]]:
         "chap_secrets": [
             b'# comment\n"alice" * "pw one" *\n* srv \\x21\\101 10.0.0.1\nalice srv @/x *\n',
             b"al\\\nice srv 'q\"'#c\n--\nalice   srv     ",
+        ],
+        "key_messages": [
+            api_message(1, [(1, bytes(range(32))), (2, bytes(range(32, 64)))]),
+            api_message(2, []),
+            api_message(
+                3, [(3, b"127.0.0.1"), (4, struct.pack("=H2s4s8x", 2, b"\x01\xbb", b"\x7f\0\0\1"))]
+            ),
         ],
         "pppd_options": [
             b'pty "sstp-pppd --nolaunchpppd vpn"\nremotename VPN\nname alice\nfile /etc/ppp/x\n',
