@@ -31,40 +31,16 @@ LOGGER = "sstp_pppd.cli"
 HOST_OPTIONS = ("route", "default_route", "kill_switch", "dns_domain", "save_server_route")
 
 
-def scrub_argv(secrets: Sequence[str]) -> bool:
-    """Overwrite ``secrets`` in this process's command line, as ps and /proc show it.
-
-    Python keeps its own copy of argv; the kernel shows the original memory, which
-    /proc/self/mem lets us rewrite in place.
-    """
-    secrets = [s for s in secrets if s]
-    if not secrets:
-        return True
-    try:
-        with open("/proc/self/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
-        # Fields 48 and 49 of stat (arg_start, arg_end); the split starts at field 3.
-        start, end = int(fields[45]), int(fields[46])
-        with open("/proc/self/mem", "r+b", buffering=0) as mem:
-            mem.seek(start)
-            args = mem.read(end - start)
-            scrubbed = args
-            for s in secrets:
-                raw = s.encode()
-                scrubbed = scrubbed.replace(raw, b"x" * len(raw))
-            if scrubbed != args:
-                mem.seek(start)
-                mem.write(scrubbed)
-    except (OSError, ValueError, IndexError):
-        return False
-    return True
-
-
 #: Arguments a bare version query may have: answered without parsing (same output).
 _VERSION_ONLY = frozenset({"--version", "--nolaunchpppd"})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, scrubbed: bool = True) -> int:
+    # First of all: the password leaves ps's view (sstp_pppd/scrub.py; the console
+    # script, scrub.main, did it already before importing this module).
+    from .scrub import scrub_process_argv  # noqa: PLC0415
+
+    scrubbed = scrub_process_argv() and scrubbed
     args = list(sys.argv[1:] if argv is None else argv)
     if "--version" in args and _VERSION_ONLY.issuperset(args):
         # In pty mode stdout is pppd's line, as below.
@@ -85,17 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if parsed.values.get("version"):
             out.write(f"sstp-pppd {__version__}\n")
             return ExitCode.OK
-        secret_words = [
-            v for k, v in parsed.values.items() if k in ("password", "proxy") and isinstance(v, str)
-        ]
-        if parsed.url_password:
-            secret_words.append(parsed.url_password)
-        scrubbed = scrub_argv(secret_words)
         # Deferred imports (see the module docstring): nothing below is needed for --version.
         from .config import build_config  # noqa: PLC0415
         from .logsetup import setup_logging  # noqa: PLC0415
+        from .preflight import check_pppd  # noqa: PLC0415
 
         config = build_config(parsed)
+        check_pppd(config.pppd.path, launch=not config.nolaunchpppd)  # before connecting
         host = host_settings(config, parsed.values)
         setup_logging(config)
     except ConfigError as exc:
@@ -129,25 +101,12 @@ def run(config: Config, host: Connection | None = None) -> int:
 
     from .core.errors import SstpError  # noqa: PLC0415
     from .errors import ExitCode, SstpPppdError, exit_code_of  # noqa: PLC0415
-    from .host.privileges import drop_privileges  # noqa: PLC0415
     from .logsetup import NOTICE  # noqa: PLC0415
-    from .secrets import password_lookup  # noqa: PLC0415
-    from .transport.session import Session  # noqa: PLC0415
+    from .runsession import run_session  # noqa: PLC0415
 
     log = logging.getLogger(LOGGER)
-
-    async def session() -> None:
-        if host is not None:
-            from .withhost import run_with_host  # noqa: PLC0415
-
-            await run_with_host(config, host)
-            return
-        await Session(
-            config, password_lookup(config.pppd.password), drop_privileges=drop_privileges
-        ).run()
-
     try:
-        asyncio.run(session())
+        asyncio.run(run_session(config, host))
     except (SstpPppdError, SstpError) as exc:
         log.error("%s", exc)
         return exit_code_of(exc)

@@ -13,6 +13,8 @@ from .core.handshake import normalize_correlation_id
 from .core.proxy import parse_proxy_url
 from .errors import ConfigError
 from .options import ParsedArgs, Server
+from .preflight import NEGOTIATION_TIMEOUT_RANGE
+from .preflight import check as preflight_check
 from .secrets import Secret, read_password_file
 
 
@@ -37,6 +39,7 @@ class TlsConfig:
     insecure: bool = False
     pins: tuple[Pin, ...] = ()
     min_version: ssl.TLSVersion = ssl.TLSVersion.TLSv1_2
+    max_version: ssl.TLSVersion = ssl.TLSVersion.MAXIMUM_SUPPORTED
 
 
 @dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
@@ -80,6 +83,8 @@ class Config:
     tls: TlsConfig
     pppd: PppdConfig = PppdConfig()
     log: LogConfig = LogConfig()
+    #: [MS-SSTP] negotiation timer (60 s); longer for servers that wait for a 2nd factor.
+    negotiation_timeout: float = 60.0
     connect_timeout: float = 10.0
     hello_interval: float = 60.0
     #: May carry a password (http://user:pass@...): kept out of repr.
@@ -153,9 +158,11 @@ def build_config(parsed: ParsedArgs) -> Config:
     log = _log_section(v, nolaunch=nolaunch)
     timeout = _seconds(v, "connect_timeout", default=10.0, low=0.001, high=600.0)
     hello = _seconds(v, "hello_interval", default=60.0, low=1.0, high=3600.0)
+    # Fail closed (preflight.py): what can be checked before connecting is checked now.
+    preflight_check(v)
+    low, high = NEGOTIATION_TIMEOUT_RANGE
+    negotiation = _seconds(v, "negotiation_timeout", default=60.0, low=low, high=high)
     pppd = _pppd_section(parsed, nolaunch=nolaunch, warnings=warnings)
-    if v.get("priv_dir"):
-        warnings.append("--priv-dir is accepted for sstpc compatibility, but no chroot is made")
     tls = _tls_section(parsed, parsed.server, warnings=warnings)
     proxy = _str(v, "proxy")
     correlation_id = _str(v, "uuid")
@@ -173,6 +180,7 @@ def build_config(parsed: ParsedArgs) -> Config:
         log=log,
         connect_timeout=timeout,
         hello_interval=hello,
+        negotiation_timeout=negotiation,
         proxy=proxy,
         correlation_id=correlation_id,
         nolaunchpppd=nolaunch,
@@ -247,6 +255,11 @@ def _tls_section(parsed: ParsedArgs, server: Server, *, warnings: list[str]) -> 
     versions = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
     if tls_min not in versions:
         raise ConfigError("--tls-min-version takes 1.2 or 1.3")
+    tls_max = _str(v, "tls_max_version")
+    if tls_max is not None and tls_max not in versions:
+        raise ConfigError("--tls-max-version takes 1.2 or 1.3")
+    if tls_max is not None and versions[tls_max] < versions[tls_min]:
+        raise ConfigError("--tls-max-version is below --tls-min-version")
     host = _str(v, "host")
     if host is not None and (not host or any(c in host for c in "\r\n\0 /")):
         raise ConfigError(f"--host {host!r} is not a host name")
@@ -267,4 +280,5 @@ def _tls_section(parsed: ParsedArgs, server: Server, *, warnings: list[str]) -> 
         insecure=insecure,
         pins=pins,
         min_version=versions[tls_min],
+        max_version=versions[tls_max] if tls_max else ssl.TLSVersion.MAXIMUM_SUPPORTED,
     )

@@ -62,22 +62,65 @@ def setup_logging(config: Config) -> None:
             )
         )
         handlers.append(fh)
+    fallback = None
     if config.log.syslog or (config.nolaunchpppd and not handlers):
-        address = config.log.syslog if isinstance(config.log.syslog, str) else "/dev/log"
-        try:
-            # Python 3.11's SysLogHandler swallows a failed connect and then prints a
-            # traceback per record: probe the socket first.
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as probe:
-                probe.connect(address)
-            sh: logging.Handler = logging.handlers.SysLogHandler(
+        address = config.log.syslog if isinstance(config.log.syslog, str) else SYSLOG_SOCKET
+        problem = syslog_problem(address)
+        if problem is None:
+            sh: logging.Handler = _SysLogHandler(
                 address=address, facility=logging.handlers.SysLogHandler.LOG_DAEMON
             )
-        except OSError:
-            # No syslog daemon (containers, the test guest): pppd logs our stderr instead.
-            sh = logging.StreamHandler(sys.stderr)
-        sh.setFormatter(logging.Formatter(f"{config.log.ident}[%(process)d]: {where}%(message)s"))
-        handlers.append(sh)
+            sh.setFormatter(
+                logging.Formatter(f"{config.log.ident}[%(process)d]: {where}%(message)s")
+            )
+            handlers.append(sh)
+        else:
+            # Python >= 3.11's SysLogHandler no longer fails when the socket is missing,
+            # and then every record becomes a "--- Logging error ---" traceback: look first.
+            fallback = f"no syslog at {address} ({problem}): logging to standard error"
+            if not any(
+                isinstance(h, logging.StreamHandler) and h.stream is sys.stderr for h in handlers
+            ):
+                # In pty mode pppd sends its pty command's stderr to its own log (logfile,
+                # logfd) or to /etc/ppp/connect-errors: the lines still land somewhere.
+                eh = logging.StreamHandler(sys.stderr)
+                eh.setFormatter(logging.Formatter(f"{config.log.ident}: {where}%(message)s"))
+                handlers.append(eh)
     for h in handlers:
         if config.log.filter:
             h.addFilter(_TokenFilter(config.log.filter))
         root.addHandler(h)
+    if fallback:
+        root.warning("%s", fallback)
+
+
+#: Where syslog(3) writes, and our default.
+SYSLOG_SOCKET = "/dev/log"
+
+
+def syslog_problem(address: str) -> str | None:
+    """Why a syslog socket at ``address`` cannot be used, or None if a connect works."""
+    last: OSError | None = None
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_UNIX, kind)
+        try:
+            s.connect(address)
+            return None
+        except OSError as exc:
+            last = exc
+        finally:
+            s.close()
+    return last.strerror if last is not None and last.strerror else str(last)
+
+
+class _SysLogHandler(logging.handlers.SysLogHandler):
+    """Syslog that, if the daemon goes away later, says so once instead of a traceback
+    per record (logging's default handleError)."""
+
+    _failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self._failed:
+            self._failed = True
+            exc = sys.exc_info()[1]
+            sys.stderr.write(f"sstp-pppd: syslog at {self.address} failed: {exc}\n")

@@ -31,6 +31,7 @@ import re
 import urllib.parse
 from collections.abc import Sequence
 
+from .core.redact import redact_url
 from .errors import ConfigError
 
 
@@ -88,6 +89,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "VERSION",
         sstpc=False,
     ),
+    _opt(
+        "--tls-max-version",
+        "highest TLS version to offer: 1.2 or 1.3 (default: the highest, 1.3); 1.2 for "
+        "servers whose TLS 1.3 is broken",
+        "VERSION",
+        sstpc=False,
+    ),
     _opt("--tls-ext", "send the TLS SNI extension (always done; accepted for sstpc compatibility)"),
     _opt(
         "--host",
@@ -113,6 +121,13 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "--proxy",
         "connect through this HTTP proxy (default: $https_proxy, $http_proxy, honouring $no_proxy)",
         "http://[USER:PASS@]HOST:PORT",
+    ),
+    _opt(
+        "--negotiation-timeout",
+        "seconds the call may take to set up, PPP authentication included "
+        "(default 60, [MS-SSTP] negotiation timer; 10 to 600, for a second factor)",
+        "SECONDS",
+        sstpc=False,
     ),
     _opt("--uuid", "the SSTP correlation GUID to send (default: a random one)", "GUID"),
     # pppd
@@ -163,7 +178,7 @@ OPTIONS: tuple[OptionSpec, ...] = (
         "after the tunnel is up, drop privileges to this group (pty mode only)",
         "GROUP",
     ),
-    _opt("--priv-dir", "accepted for sstpc compatibility; no chroot is made (warns)", "DIR"),
+    _opt("--priv-dir", "not supported (sstpc chroots there): refused with an error", "DIR"),
     # ---- routes and DNS (sstp_pppd/host/): they need --ipparam NAME ----------------------
     _opt(
         "--save-server-route",
@@ -268,29 +283,31 @@ def parse_server(text: str) -> tuple[Server, str | None, str | None]:
     user name and password given in the URL, if any.
     """
     rest = text.strip()
+    shown = redact_url(text)  # error messages never repeat the password
     if "://" in rest:
         scheme, _, rest = rest.partition("://")
         if scheme.lower() != "https":
-            raise ConfigError(f"server {text!r}: only https:// is possible for SSTP")
-    rest = rest.split("/", 1)[0]
+            raise ConfigError(f"server {shown!r}: only https:// is possible for SSTP")
     user = password = None
     if "@" in rest:
+        # The userinfo runs to the last "@": passwords are typed with "/?#@" unencoded.
         userinfo, _, rest = rest.rpartition("@")
         u, sep, p = userinfo.partition(":")
         user = urllib.parse.unquote(u)
         password = urllib.parse.unquote(p) if sep else None
+    rest = rest.split("/", 1)[0]
     match = _HOSTPORT.match(rest)
     if not match:
-        raise ConfigError(f"server {text!r} is not HOST, HOST:PORT or [IPV6]:PORT")
+        raise ConfigError(f"server {shown!r} is not HOST, HOST:PORT or [IPV6]:PORT")
     host = match.group("v6") or match.group("host")
     port = int(match.group("port") or 443)
     if not 0 < port < 65536:
-        raise ConfigError(f"server {text!r}: port {port} is out of range")
+        raise ConfigError(f"server {shown!r}: port {port} is out of range")
     if match.group("v6"):
         try:
             ipaddress.IPv6Address(host.split("%", 1)[0])
         except ValueError as exc:
-            raise ConfigError(f"server {text!r}: {host!r} is not an IPv6 address") from exc
+            raise ConfigError(f"server {shown!r}: {host!r} is not an IPv6 address") from exc
     return Server(host=host, port=port), user, password
 
 
@@ -312,11 +329,15 @@ def _lookup(name: str) -> OptionSpec:
     raise ConfigError(f"unknown option {name!r} (see --help)")
 
 
+#: Options that may be given more than once: their values are collected in a list.
+REPEATABLE = frozenset({"pin_sha256", "route", "dns_domain"})
+
+
 def _store(values: dict[str, str | bool | list[str]], spec: OptionSpec, value: str | bool) -> None:
-    if spec.dest == "pin_sha256" and isinstance(value, str):
-        pins = values.setdefault("pin_sha256", [])
-        if isinstance(pins, list):
-            pins.append(value)
+    if spec.dest in REPEATABLE and isinstance(value, str):
+        seen = values.setdefault(spec.dest, [])
+        if isinstance(seen, list):
+            seen.append(value)
     else:
         values[spec.dest] = value
 

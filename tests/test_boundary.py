@@ -85,7 +85,7 @@ def test_core_is_sans_io_and_self_contained(path: Path) -> None:
 
 
 #: transport/ knows nothing of the host: the command line composes them (cli.py,
-#: withhost.py) and hands the session what it needs, such as the privilege drop.
+#: runsession.py) and hands the session what it needs, such as the privilege drop.
 HOST_USERS: frozenset[str] = frozenset()
 
 

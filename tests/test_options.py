@@ -193,8 +193,8 @@ def test_insecure_and_cert_warn_are_one_option() -> None:
 
 def test_password_is_scrubbed_from_the_process_command_line() -> None:
     code = (
-        "import sys, time; from sstp_pppd.cli import scrub_argv; "
-        "ok = scrub_argv(['hunter2secret']); print(ok, flush=True); time.sleep(5)"
+        "import sys, time; from sstp_pppd.scrub import scrub_process_argv; "
+        "ok = scrub_process_argv(); print(ok, flush=True); time.sleep(5)"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code, "--password", "hunter2secret"],

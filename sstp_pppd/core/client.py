@@ -100,6 +100,7 @@ class ClientConnection:
         correlation_id: str,
         password_lookup: PasswordLookup | None = None,
         hello_interval: float = 60.0,
+        negotiation_timeout: float = 60.0,
         http_timeout: float = HTTP_TIMEOUT,
         key_wait: float = KEY_WAIT,
     ) -> None:
@@ -107,7 +108,9 @@ class ClientConnection:
         self._correlation_id = correlation_id
         self._http_timeout = http_timeout
         self._key_wait = key_wait
-        self._conn = Connection(hello_interval=hello_interval)
+        self._conn = Connection(
+            hello_interval=hello_interval, negotiation_timeout=negotiation_timeout
+        )
         self._parser: ResponseParser | None = ResponseParser()
         self._http_over = False  # the HTTP phase ended without a 200 (or we closed in it)
         self._http_deadline: float | None = None

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from .errors import UsageError
 from .handshake import DEFAULT_PROXY_PORT, _check_port, _host_for_header, _ip
+from .redact import redact_url
 
 __all__ = ["ProxyConfig", "parse_proxy_url", "proxy_from_environment"]
 
@@ -25,8 +25,8 @@ class ProxyConfig:
 
 
 def _redact(url: str) -> str:
-    """``url`` with any password replaced, for error messages."""
-    return re.sub(r"(//[^:/@]*):[^/]*@", r"\1:***@", url)
+    """``url`` with any password replaced, for error messages (also with ``/?#@`` in it)."""
+    return redact_url(url)
 
 
 def parse_proxy_url(url: str) -> ProxyConfig:
@@ -41,8 +41,9 @@ def parse_proxy_url(url: str) -> ProxyConfig:
     try:
         parts = urlsplit(text)
         port = parts.port
-    except ValueError as exc:
-        raise UsageError(f"invalid proxy URL {_redact(url)!r}: {exc}") from None
+    except ValueError:
+        # Not urlsplit's message: it quotes the would-be port, maybe a piece of the password.
+        raise UsageError(f"invalid proxy URL {_redact(url)!r}: bad port or address") from None
     if parts.scheme.lower() != "http":
         raise UsageError(
             f"unsupported proxy URL {_redact(url)!r}: only http:// proxies are supported"

@@ -7,6 +7,8 @@ import logging
 import os
 import pwd
 
+from ..errors import ConfigError
+
 __all__ = ["drop_privileges"]
 
 log = logging.getLogger(__name__)
@@ -24,6 +26,6 @@ def drop_privileges(user: str | None, group: str | None) -> None:
         if pw is not None:
             os.setuid(pw.pw_uid)
     except (KeyError, OSError) as exc:
-        log.warning("could not drop privileges to %s:%s: %s", user, group, exc)
-        return
+        # Fail closed: carrying on as root after asking not to is not an option.
+        raise ConfigError(f"cannot drop privileges to {user}:{group}: {exc}") from None
     log.info("dropped privileges to %s:%s", user or os.getuid(), group or gid)

@@ -115,14 +115,16 @@ class Pppd:
         if password is not None:
             read_fd, write_fd = os.pipe()
             try:
-                os.write(write_fd, password.reveal().encode())
+                os.write(write_fd, password.reveal_bytes())
             finally:
                 os.close(write_fd)
             pass_fds = (read_fd,)
         argv = pppd_argv(
             pppd, device, user=user, password_fd=read_fd, ipparam=ipparam, options=options
         )
-        log.info("starting %s", " ".join(argv))
+        # pppd's own "password X" may be among the user's options: never in the log.
+        shown = ["***" if k and argv[k - 1] == "password" else a for k, a in enumerate(argv)]
+        log.info("starting %s", " ".join(shown))
         try:
             process = await asyncio.create_subprocess_exec(
                 *argv,

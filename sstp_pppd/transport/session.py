@@ -63,6 +63,7 @@ class Session:
             correlation_id=self.correlation_id,
             password_lookup=password_lookup,
             hello_interval=config.hello_interval,
+            negotiation_timeout=config.negotiation_timeout,
             # Without a key socket nothing can hand keys in: waiting would only delay.
             key_wait=KEY_WAIT if config.pppd.key_socket else 0.0,
         )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import os
+import re
 import ssl
 
 from ..config import Config, Pin
@@ -15,6 +17,7 @@ def make_context(config: Config) -> ssl.SSLContext:
     """A client context: chain and hostname verified unless --insecure, TLS >= 1.2."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = config.tls.min_version
+    ctx.maximum_version = config.tls.max_version
     if config.tls.insecure:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -26,17 +29,45 @@ def make_context(config: Config) -> ssl.SSLContext:
             ctx.load_verify_locations(cafile=config.tls.ca_cert, capath=config.tls.ca_path)
         else:
             ctx.load_default_certs(ssl.Purpose.SERVER_AUTH)
-        if config.tls.crl_file:
-            ctx.load_verify_locations(cafile=config.tls.crl_file)
-            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-        if config.tls.crl_path:
-            ctx.load_verify_locations(capath=config.tls.crl_path)
+        if config.tls.crl_file or config.tls.crl_path:
+            load_crls_only(ctx, config.tls.crl_file, config.tls.crl_path)
             ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
     except (OSError, ssl.SSLError) as exc:
         raise ConfigError(f"cannot load the CA/CRL files: {exc}") from exc
     ctx.check_hostname = True
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
+
+
+_CRL_BLOCK = re.compile(rb"-----BEGIN X509 CRL-----.+?-----END X509 CRL-----", re.DOTALL)
+_CRL_NAME = re.compile(r"^[0-9a-f]{8}\.r[0-9]+$")
+
+
+def load_crls_only(ctx: ssl.SSLContext, crl_file: str | None, crl_path: str | None) -> None:
+    """Load the CRLs of ``crl_file`` and of the hashed directory ``crl_path`` (its
+    ``HASH.rN`` files), and nothing else: OpenSSL's loaders also take any certificate
+    found there as a trust anchor, and a CRL file must never widen the trusted CAs."""
+    blocks: list[bytes] = []
+    paths = [crl_file] if crl_file else []
+    if crl_path:
+        paths += sorted(
+            os.path.join(crl_path, n) for n in os.listdir(crl_path) if _CRL_NAME.match(n)
+        )
+    for path in paths:
+        with open(path, "rb") as f:
+            found = _CRL_BLOCK.findall(f.read())
+        if path == crl_file and not found:
+            raise ConfigError(f"--crl-file {crl_file}: no PEM CRL (X509 CRL) in it")
+        blocks += found
+    if not blocks:
+        return
+    # OpenSSL loads CRLs only from a file: an anonymous one, gone when closed.
+    fd = os.memfd_create("sstp-pppd-crls", os.MFD_CLOEXEC)
+    try:
+        os.write(fd, b"\n".join(blocks) + b"\n")
+        ctx.load_verify_locations(cafile=f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
 
 
 def server_hostname(config: Config) -> str:

@@ -75,7 +75,9 @@ def test_address_mismatch_says_address(certs: dict[str, ServerCert]) -> None:
 
 
 def test_self_signed_without_a_ca(certs: dict[str, ServerCert]) -> None:
-    cfg = config("--ca-path", str(Path(certs["other"].cert_file).parent / "empty"))
+    empty = Path(certs["other"].cert_file).parent / "empty"
+    empty.mkdir(exist_ok=True)
+    cfg = config("--ca-path", str(empty))
     line = describe_failure(handshake_error(certs["good"], cfg), cfg)
     assert "self-signed" in line
     assert "--ca-cert FILE" in line

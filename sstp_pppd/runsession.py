@@ -1,0 +1,54 @@
+"""One run of the transport, composed with the host changes when there are any.
+
+``transport/`` never imports ``host/``: they meet here. The host modules are loaded only
+when the run has routes or DNS to manage (pyroute2 is heavy and never on the relay's path).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import Interrupted
+from .host.privileges import drop_privileges
+from .secrets import password_lookup
+from .transport.session import Session
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .host.connconf import Connection
+
+
+def new_session(config: Config) -> Session:
+    """The session, with the secret pppd will use and the privilege drop it may need."""
+    # pppd's options decide its secret: ours in launch mode, /proc in pty mode.
+    launch_argv = None if config.nolaunchpppd else ["pppd", *config.pppd.options]
+    lookup = password_lookup(config.pppd.password, launch_argv)
+    return Session(config, lookup, drop_privileges=drop_privileges)
+
+
+async def run_session(config: Config, host: Connection | None) -> None:
+    """Run the session; with host settings, between the server route and the undo."""
+    if host is None:
+        await new_session(config).run()
+        return
+    from .core.proxy import parse_proxy_url  # noqa: PLC0415
+    from .host.apply import apply_for_session, undo_for_session  # noqa: PLC0415
+    from .transport.net import proxy_for  # noqa: PLC0415
+
+    proxy_url = proxy_for(config)
+    proxy = None
+    if proxy_url:
+        p = parse_proxy_url(proxy_url)
+        proxy = (p.host, p.port)
+    await apply_for_session(host, server=config.server.host, port=config.server.port, proxy=proxy)
+    error = None
+    # In pty mode pppd owns the life cycle, and a failed link must not open the kill switch.
+    keep = config.nolaunchpppd
+    try:
+        await new_session(config).run()
+    except BaseException as exc:
+        error = str(exc) or type(exc).__name__
+        keep = keep or not isinstance(exc, Interrupted | KeyboardInterrupt)
+        raise
+    finally:
+        await undo_for_session(host, keep_kill_switch=keep, error=error)
