@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .config import Config
 from .core.proxy import parse_proxy_url
-from .errors import Interrupted
+from .errors import ExitCode, Interrupted, exit_code_of
 from .host.apply import apply_for_session, undo_for_session
 from .host.connconf import Connection
 from .host.privileges import drop_privileges
@@ -26,6 +26,7 @@ async def run_with_host(config: Config, host: Connection) -> None:
         proxy = (p.host, p.port)
     await apply_for_session(host, server=config.server.host, port=config.server.port, proxy=proxy)
     error = None
+    code: int | None = None
     # In pty mode pppd owns the life cycle, and a failed link must not open the kill switch.
     keep = config.nolaunchpppd
     try:
@@ -34,7 +35,9 @@ async def run_with_host(config: Config, host: Connection) -> None:
         ).run()
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
+        # sstp-helper up exits with this code (status.json last_exit_code).
+        code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else exit_code_of(exc)
         keep = keep or not isinstance(exc, Interrupted | KeyboardInterrupt)
         raise
     finally:
-        await undo_for_session(host, keep_kill_switch=keep, error=error)
+        await undo_for_session(host, keep_kill_switch=keep, error=error, exit_code=code)
