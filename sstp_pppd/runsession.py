@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .errors import Interrupted
+from .errors import ExitCode, Interrupted, exit_code_of
 from .host.privileges import drop_privileges
 from .secrets import password_lookup
 from .transport.session import Session
@@ -42,13 +42,16 @@ async def run_session(config: Config, host: Connection | None) -> None:
         proxy = (p.host, p.port)
     await apply_for_session(host, server=config.server.host, port=config.server.port, proxy=proxy)
     error = None
+    code: int | None = None
     # In pty mode pppd owns the life cycle, and a failed link must not open the kill switch.
     keep = config.nolaunchpppd
     try:
         await new_session(config).run()
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
+        # sstp-helper up exits with this code (status.json last_exit_code).
+        code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else exit_code_of(exc)
         keep = keep or not isinstance(exc, Interrupted | KeyboardInterrupt)
         raise
     finally:
-        await undo_for_session(host, keep_kill_switch=keep, error=error)
+        await undo_for_session(host, keep_kill_switch=keep, error=error, exit_code=code)

@@ -7,6 +7,7 @@ host.status's own writer: what is checked is how sstp-helper reads and judges th
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
@@ -433,3 +434,23 @@ def test_transport_reports_first_pppd_exits_after(root: Path, tmp_path: Path) ->
     assert exc.value.code == ExitCode.AUTH
     assert exc.value.reason == "PPP authentication failed (MS-CHAPv2: wrong password)"
     assert "TCP (1/8)" in out.getvalue()
+
+
+def test_the_transports_exit_code_reaches_up(root: Path) -> None:
+    """host.apply.undo_for_session (the transport's last word) records its exit code, and
+    up's verdict is that code with that reason."""
+    apply = pytest.importorskip("sstp_pppd.host.apply")
+    connconf = pytest.importorskip("sstp_pppd.host.connconf")
+    paths = hostapi.host_paths(root)
+    started = time.time()
+    write_status(root, state="connecting", stage="tcp")
+    asyncio.run(
+        apply.undo_for_session(
+            connconf.Connection(name="work"), keep_kill_switch=True,
+            error="TLS: the certificate is not valid for the name 'x'", exit_code=4, paths=paths,
+        )
+    )  # fmt: skip
+    p = state.probe("work", Paths(root))
+    assert p.last_error is not None and p.last_error["exit_code"] == 4
+    f = updown.pppd_failure(16, p, started)
+    assert (f.code, f.reason) == (4, "TLS: the certificate is not valid for the name 'x'")

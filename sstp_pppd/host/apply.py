@@ -155,9 +155,13 @@ async def undo_for_session(
     *,
     keep_kill_switch: bool,
     error: str | None = None,
+    exit_code: int | None = None,
     paths: Paths | None = None,
 ) -> list[str]:
     """On every exit path: undo the session's and the link's changes; the errors.
+
+    ``error`` and ``exit_code`` (the transport's one-line reason and ExitCode) become the
+    status's ``last_error`` and ``last_exit_code``, which ``sstp-helper up`` exits with.
 
     ``keep_kill_switch``: the link failed (or pppd owns the life cycle, in pty mode), so the
     kill switch and the server route it holds stay until ``down``; else everything goes.
@@ -179,6 +183,7 @@ async def undo_for_session(
         update_status(
             conn.name, paths, state="down", stage="stopped", pid=None, routes=[], dns=None,
             dns_backend=None, kill_switch=keep, last_error=error,
+            last_exit_code=int(exit_code) if exit_code is not None else None,
         )  # fmt: skip
         return errors
 

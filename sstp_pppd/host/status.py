@@ -12,7 +12,8 @@ address SERVER resolved to, which the transport tries first; absent through a pr
 ``routes`` (the destinations routed into the tunnel), ``kill_switch``
 (true while its routes are in place), ``dns`` (servers applied), ``dns_domains``,
 ``dns_backend`` (``resolved``, ``resolvconf``, ``file``), ``since`` (Unix time of the last
-state change), ``last_error`` (one line), ``scripts_dir``.
+state change), ``last_error`` (one line), ``last_exit_code`` (the transport's exit code
+with it), ``scripts_dir``.
 """
 
 from __future__ import annotations
