@@ -18,12 +18,21 @@ if TYPE_CHECKING:
     from .host.connconf import Connection
 
 
-def new_session(config: Config) -> Session:
+def new_session(config: Config, host: Connection | None = None) -> Session:
     """The session, with the secret pppd will use and the privilege drop it may need."""
     # pppd's options decide its secret: ours in launch mode, /proc in pty mode.
     launch_argv = None if config.nolaunchpppd else ["pppd", *config.pppd.options]
     lookup = password_lookup(config.pppd.password, launch_argv)
-    return Session(config, lookup, drop_privileges=drop_privileges)
+    on_stage = None
+    if host is not None and config.pppd.ipparam:
+        from .host.apply import note_stage  # noqa: PLC0415
+
+        name = config.pppd.ipparam
+
+        def on_stage(stage: str, **fields: object) -> None:
+            note_stage(name, stage, None, **fields)
+
+    return Session(config, lookup, drop_privileges=drop_privileges, on_stage=on_stage)
 
 
 async def run_session(config: Config, host: Connection | None) -> None:
@@ -46,7 +55,7 @@ async def run_session(config: Config, host: Connection | None) -> None:
     # In pty mode pppd owns the life cycle, and a failed link must not open the kill switch.
     keep = config.nolaunchpppd
     try:
-        await new_session(config).run()
+        await new_session(config, host).run()
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
         # sstp-helper up exits with this code (status.json last_exit_code).

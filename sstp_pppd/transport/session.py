@@ -52,10 +52,14 @@ class Session:
         password_lookup: PasswordLookup,
         *,
         drop_privileges: Callable[[str | None, str | None], None] | None = None,
+        on_stage: Callable[..., None] | None = None,
     ) -> None:
         self.config = config
         #: Given by the caller (host/privileges.py): transport/ never imports host/.
         self._drop_privileges = drop_privileges
+        #: ``on_stage(stage, **fields)`` at each stage reached ("tls", "sstp", "ppp",
+        #: "binding"), for sstp-helper's status file; given by the caller too.
+        self._on_stage = on_stage
         self.loop = asyncio.get_running_loop()
         self.correlation_id = config.correlation_id or new_correlation_id(uuid.uuid4())
         self.client = ClientConnection(
@@ -100,10 +104,16 @@ class Session:
             self.record(error)
             self.done.set_result(None)
 
+    def stage(self, stage: str, **fields: object) -> None:
+        if self._on_stage is not None:
+            self._on_stage(stage, **fields)
+
     def call_acked(self) -> None:
         self.acked.set()
+        self.stage("ppp")
 
     def call_up(self) -> None:
+        self.stage("binding")
         pppd = self.config.pppd
         if self._drop_privileges is not None and (pppd.priv_user or pppd.priv_group):
             self._drop_privileges(pppd.priv_user, pppd.priv_group)
@@ -145,6 +155,7 @@ class Session:
             ssl_obj.cipher()[0] if ssl_obj.cipher() else "?",
             "pinned" if cfg.tls.pins else ("NOT verified" if cfg.tls.insecure else "verified"),
         )
+        self.stage("sstp")
         if cfg.nolaunchpppd:
             # pppd's line is open before the request goes out: a server may send its
             # first PPP frame right behind CALL_CONNECT_ACK, and it must find the line.
@@ -195,6 +206,11 @@ class Session:
                 opening = open_tcp(cfg.server.host, cfg.server.port, cfg.connect_timeout)
             # Raced too, so that Ctrl-C during a slow connect does not wait for its timeout.
             sock = await self.race(opening)
+            try:
+                peer = sock.getpeername()[0]
+            except (OSError, IndexError):
+                peer = None
+            self.stage("tls", server_address=peer)
             await self.race(self.connect(sock))
             if cfg.nolaunchpppd:
                 # pppd is already talking: what it sends before the ACK is held by the core.
