@@ -39,6 +39,11 @@ EXTERNAL: dict[str, tuple[str, str, str]] = {
         "main_restore",
         "undo replace-sstpc: the real sstpc again",
     ),
+    "sstpc-status": (
+        "host.sstpc_divert",
+        "main_status",
+        "show whether sstpc is replaced by sstp-pppd",
+    ),
 }
 
 
