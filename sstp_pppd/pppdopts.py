@@ -204,6 +204,8 @@ class PppdOptions:
     remotename: bytes | None = None
     #: The ``password`` option: pppd then uses it for CHAP too, before chap-secrets.
     password: bytes | None = field(default=None, repr=False)
+    #: The ``plugin`` options, in order (pppd loads every one).
+    plugins: list[bytes] = field(default_factory=list)
     #: The files read, in order.
     files: list[str] = field(default_factory=list)
     #: Files pppd would read that we could not (one line each).
@@ -237,6 +239,16 @@ def _callfile_path(name: bytes, etc: str) -> str | None:
     return os.path.join(etc, "peers", text)
 
 
+#: pppd plugins that hand the MPPE keys to the transport over sstpc's socket: sstp-client's,
+#: ours, and NetworkManager-sstp's.
+KEY_PLUGINS = frozenset({b"sstp-pppd-plugin.so", b"sstp-pppd-keys.so", b"nm-sstp-pppd-plugin.so"})
+
+
+def loads_key_plugin(opts: PppdOptions | None) -> bool:
+    """Whether pppd loads a plugin that will send the keys (by the plugin's file name)."""
+    return opts is not None and any(p.rsplit(b"/", 1)[-1] in KEY_PLUGINS for p in opts.plugins)
+
+
 class _Reader:
     def __init__(self, opts: PppdOptions, read: ReadFile, etc: str) -> None:
         self.opts, self.read, self.etc = opts, read, etc
@@ -256,6 +268,8 @@ class _Reader:
             k += 1
             if option in _KEPT:
                 self.opts._set(option, value, prio)
+            elif option == "plugin":
+                self.opts.plugins.append(value)
             elif option == "call":
                 path = _callfile_path(value, self.etc)
                 if path is not None:

@@ -299,3 +299,15 @@ def test_words_equals_the_reference(parts: list[bytes] | bytes) -> None:
 def test_long_words_equal_the_reference() -> None:
     for data in (b"x" * 3000, b'"' + b"y" * 2000 + b'" z', b"a\\x41" * 600):
         assert list(words(data)) == list(reference_words(data))
+
+
+def test_a_key_plugin_in_the_peers_file_or_on_the_command_line() -> None:
+    from sstp_pppd.pppdopts import loads_key_plugin
+
+    files = Files({"/etc/ppp/peers/vpn": b"plugin sstp-pppd-plugin.so\nsstp-sock /x\n"})
+    assert loads_key_plugin(parse_pppd_options([b"pppd", b"call", b"vpn"], read=files))
+    nm = [b"pppd", b"plugin", b"/usr/lib/pppd/2.4.9/nm-sstp-pppd-plugin.so"]
+    assert loads_key_plugin(parse_pppd_options(nm, read=Files({})))
+    other = [b"pppd", b"plugin", b"passwordfd.so", b"call", b"vpn2"]
+    assert not loads_key_plugin(parse_pppd_options(other, read=Files({})))
+    assert not loads_key_plugin(None)

@@ -108,6 +108,8 @@ class ClientConnection:
         self._correlation_id = correlation_id
         self._http_timeout = http_timeout
         self._key_wait = key_wait
+        #: A pppd plugin will send the keys (see :meth:`expect_plugin_keys`).
+        self._plugin_expected = False
         self._conn = Connection(
             hello_interval=hello_interval, negotiation_timeout=negotiation_timeout
         )
@@ -235,6 +237,12 @@ class ClientConnection:
             return stream, [first]
         return stream, self._digest(events, now)
 
+    def expect_plugin_keys(self) -> None:
+        """pppd loads a plugin that sends the keys: on the auth verdict, wait up to
+        ``key_wait`` for them even when the password gives keys too, so that pppd's own
+        keys win (the derived ones are the fallback, zeros only when there are none)."""
+        self._plugin_expected = True
+
     def keys_received(self, send_key: bytes, recv_key: bytes, now: float) -> list[ClientEvent]:
         """Keys from pppd (the plugin): MS-CHAPv2's send and receive keys, or an MSK.
 
@@ -261,7 +269,10 @@ class ClientConnection:
             )
         if self._key_deadline is not None and self._key_deadline <= now:
             waiting, self._waiting, self._key_deadline = self._waiting, None, None
-            if waiting is not None:
+            if waiting is not None and waiting.keys_known:
+                # The plugin was expected but said nothing: the password's keys.
+                events += self._connect(waiting.method, waiting.hlak, KeySource.PASSWORD, "", now)
+            elif waiting is not None:
                 why = waiting.why_unknown or "this method's keys come only from pppd"
                 events += self._connect(waiting.method, _ZERO_HLAK, KeySource.ZERO, why, now)
         deadline = self._conn.next_deadline()
@@ -429,8 +440,15 @@ class ClientConnection:
         if isinstance(verdict, AuthFailed):
             return [verdict]
         events: list[ClientEvent] = [verdict]
+        keyed = not verdict.keys_known or verdict.hlak != _ZERO_HLAK
         if self._plugin_hlak is not None:
             source, hlak = KeySource.PLUGIN, self._plugin_hlak
+        elif self._plugin_expected and keyed and self._key_wait > 0:
+            self._waiting = verdict
+            self._key_deadline = now + self._key_wait
+            if self._held is None:
+                self._held = []
+            return events
         elif verdict.keys_known:
             hlak = verdict.hlak
             source = KeySource.NONE if hlak == _ZERO_HLAK else KeySource.PASSWORD

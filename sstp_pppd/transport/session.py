@@ -30,6 +30,8 @@ from ..errors import (
     TlsError,
 )
 from ..logsetup import NOTICE
+from ..pppdopts import loads_key_plugin
+from ..secrets import pppd_options
 from .keychannel import KeyChannel, keys_plugin_options, open_channel
 from .net import open_tcp, open_via_proxy, proxy_for
 from .pppd import PPPD_AUTH_FAILED, PPPD_NORMAL, Pppd, describe_exit, find_pppd
@@ -197,6 +199,9 @@ class Session:
                 peer=lambda: self.server_peer,
                 priv_user=cfg.pppd.priv_user,
             )
+            if self.keys and cfg.nolaunchpppd and loads_key_plugin(pppd_options(None)):
+                # pppd (our parent) loads a key plugin: its keys win over the password's.
+                self.client.expect_plugin_keys()
             proxy = proxy_for(cfg)
             if proxy:
                 opening = open_via_proxy(
@@ -219,6 +224,8 @@ class Session:
                 await self.race(self.acked.wait())
                 pppd = find_pppd(cfg.pppd.path)
                 plugin = await keys_plugin_options(pppd, cfg.pppd.key_socket) if self.keys else ()
+                if plugin:
+                    self.client.expect_plugin_keys()
                 self.pppd = await Pppd.start(
                     pppd,
                     user=cfg.pppd.user,

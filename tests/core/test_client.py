@@ -451,3 +451,36 @@ def test_keys_arriving_before_the_verdict_are_used_at_once_for_unknown_keys() ->
     c.keys_received(send, recv, 1.0)
     assert CallConnected(method="EAP-TLS", key_source=KeySource.PLUGIN) in eap_tls(c)
     assert c.data_to_send() == expected_call_connected(2, send + recv)
+
+
+def test_an_expected_plugin_is_waited_for_even_when_the_password_gives_keys() -> None:
+    # pppd loads a key plugin: its keys (pppd's own) win over the password's, which the
+    # transport may have found in pppd's options or chap-secrets.
+    c = acked(password_lookup=lookup, key_wait=3.0)
+    c.expect_plugin_keys()
+    events = mschapv2(c)
+    assert not [e for e in events if isinstance(e, CallConnected)]
+    assert c.data_to_send() == b""
+    send, recv = bytes(range(16)), bytes(range(16, 32))
+    assert c.keys_received(send, recv, 2.1) == [
+        CallConnected(method="MS-CHAPv2", key_source=KeySource.PLUGIN)
+    ]
+    assert c.data_to_send() == expected_call_connected(2, send + recv)
+
+
+def test_an_expected_plugin_that_stays_silent_leaves_the_password_keys() -> None:
+    c = acked(password_lookup=lookup, key_wait=3.0)
+    c.expect_plugin_keys()
+    mschapv2(c)
+    assert c.handle_timer(4.9) == []
+    assert c.handle_timer(5.0) == [CallConnected(method="MS-CHAPv2", key_source=KeySource.PASSWORD)]
+    assert c.data_to_send() == expected_call_connected(2, HLAK)
+
+
+def test_an_expected_plugin_is_not_waited_for_by_a_method_without_keys() -> None:
+    c = acked(key_wait=3.0)
+    c.expect_plugin_keys()
+    relay(c, lcp_ack(MRU, AUTH_PAP, MAGIC))
+    relay(c, ppp(PAP, 1, 1, b"\x04User\x0a" + PASSWORD.encode()))
+    events = c.receive_data(data(ppp(PAP, 2, 1, b"\x02ok")), 1.0)
+    assert CallConnected(method="PAP", key_source=KeySource.NONE) in events
