@@ -293,9 +293,10 @@ def test_kill_9_of_transport_and_pppd_then_undo(
     assert Path(bed["paths"].resolv_conf).read_text() != RESOLV
     pppd = [p for p in lab.guest.descendants(client.pid) if p.argv[0].endswith("pppd")]
     assert pppd
+    # The transport first: killed second, it could notice pppd's end and clean up.
+    lab.guest.kill(client.pid, signal.SIGKILL)
     for p in pppd:
         lab.guest.kill(p.pid, signal.SIGKILL)
-    lab.guest.kill(client.pid, signal.SIGKILL)
     assert lab.wait_for_no_ppp(timeout=30)
     time.sleep(1)
     assert tables(lab) != before  # the server route is left: nobody ran to remove it
