@@ -269,12 +269,9 @@ class ClientConnection:
             )
         if self._key_deadline is not None and self._key_deadline <= now:
             waiting, self._waiting, self._key_deadline = self._waiting, None, None
-            if waiting is not None and waiting.keys_known:
-                # The plugin was expected but said nothing: the password's keys.
-                events += self._connect(waiting.method, waiting.hlak, KeySource.PASSWORD, "", now)
-            elif waiting is not None:
-                why = waiting.why_unknown or "this method's keys come only from pppd"
-                events += self._connect(waiting.method, _ZERO_HLAK, KeySource.ZERO, why, now)
+            if waiting is not None:
+                # No keys from pppd in time: the password's, else zeros.
+                events += self._bind_without_plugin(waiting, now)
         deadline = self._conn.next_deadline()
         if deadline is not None and deadline <= now:
             events += self._digest(self._conn.handle_timer(now), now)
@@ -440,28 +437,28 @@ class ClientConnection:
         if isinstance(verdict, AuthFailed):
             return [verdict]
         events: list[ClientEvent] = [verdict]
-        keyed = not verdict.keys_known or verdict.hlak != _ZERO_HLAK
         if self._plugin_hlak is not None:
-            source, hlak = KeySource.PLUGIN, self._plugin_hlak
-        elif self._plugin_expected and keyed and self._key_wait > 0:
+            return events + self._connect(
+                verdict.method, self._plugin_hlak, KeySource.PLUGIN, "", now
+            )
+        # Wait for the plugin when pppd loads one (its keys win) or when only pppd knows
+        # the keys; a method without keys has nothing to wait for.
+        keyed = not verdict.keys_known or verdict.hlak != _ZERO_HLAK
+        if self._key_wait > 0 and keyed and (self._plugin_expected or not verdict.keys_known):
             self._waiting = verdict
             self._key_deadline = now + self._key_wait
             if self._held is None:
                 self._held = []
             return events
-        elif verdict.keys_known:
-            hlak = verdict.hlak
-            source = KeySource.NONE if hlak == _ZERO_HLAK else KeySource.PASSWORD
-        elif self._key_wait > 0:
-            self._waiting = verdict
-            self._key_deadline = now + self._key_wait
-            if self._held is None:
-                self._held = []
-            return events
-        else:
-            why = verdict.why_unknown or "this method's keys come only from pppd"
-            return events + self._connect(verdict.method, _ZERO_HLAK, KeySource.ZERO, why, now)
-        return events + self._connect(verdict.method, hlak, source, "", now)
+        return events + self._bind_without_plugin(verdict, now)
+
+    def _bind_without_plugin(self, verdict: AuthSucceeded, now: float) -> list[ClientEvent]:
+        """CALL_CONNECTED with what the watcher knows: the password's keys, else zeros."""
+        if verdict.keys_known:
+            source = KeySource.NONE if verdict.hlak == _ZERO_HLAK else KeySource.PASSWORD
+            return self._connect(verdict.method, verdict.hlak, source, "", now)
+        why = verdict.why_unknown or "this method's keys come only from pppd"
+        return self._connect(verdict.method, _ZERO_HLAK, KeySource.ZERO, why, now)
 
     def _connect(
         self, method: str, hlak: bytes, source: KeySource, why_unknown: str, now: float
