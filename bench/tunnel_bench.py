@@ -15,10 +15,11 @@ get a fresh sstpd (sstp-server 0.7.2 serves one session per process) and are mea
   not its pppd nor the server, over each transfer, per GB (10**9 bytes) that went through;
 - VmRSS of the client while connected, after the transfers.
 
-A connect that fails is retried once with a fresh sstpd (sstpc hangs in TLS now and then)
-and the retry is reported. The tables show medians over rounds and the ratios
-sstp-pppd / sstpc from this same run. Nothing is asserted: the figures depend on the
-machine and its load, which is printed with them.
+Both clients run behind a 2 ms delay on the server's veth, without which sstpc stalls after
+a TLS handshake that never waited (tests/e2e/bed.py, Lab.link_delay). A connect that fails
+is retried once with a fresh sstpd and the retry is reported. The tables show medians over
+rounds and the ratios sstp-pppd / sstpc from this same run. Nothing is asserted: the
+figures depend on the machine and its load, which is printed with them.
 
 ``--syscalls`` adds one session per client under ``strace -c`` over a STRACE_MIB MiB checked
 transfer each way and prints system calls per MiB (the guest's syscalls are costly, so
@@ -465,7 +466,7 @@ def main() -> int:
         + " ".join(f"{x:.2f}" for x in load0) + "; booting User-Mode Linux...")  # fmt: skip
     results: dict[str, list[Session]] = {OURS: [], SSTPC: []}
     extra: list[Session] = []
-    with Lab() as lab:
+    with Lab() as lab, lab.link_delay(2):
         say(f"guest up; logs in {lab.run_dir}")
         bench = Bench(lab, args)
         for rnd in range(1, args.rounds + 1):

@@ -29,7 +29,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from .certs import (
@@ -346,6 +347,27 @@ class Lab:
         d = self.run_dir / "cases" / f"{self._cases:02d}-{safe}"
         d.mkdir(parents=True)
         return d
+
+    @contextmanager
+    def link_delay(self, ms: float) -> Iterator[None]:
+        """Delay every packet srv sends on veth-srv by ``ms`` (netem), undone on exit.
+
+        sstpc 1.0.18 stalls when its TLS handshake never has to wait: if the
+        ServerHello is already in the socket at its first read, SSL_connect
+        finishes in one call, sstpc sends its HTTP request and then never arms
+        the read for the reply, and libevent, with nothing left to wait for,
+        ends: "The event loop terminated unsuccessfully", exit 255. On the
+        guest's zero-latency veth that is a race sstpc loses about half the
+        time on a fast host. A real network always has the latency that hides
+        it, so sstpc's cases run behind a 2 ms one."""
+        dev = ["dev", "veth-srv", "root"]
+        self.guest.run(["tc", "qdisc", "replace", *dev, "netem", "delay", f"{ms}ms"],
+                       ns="srv", check=True)  # fmt: skip
+        try:
+            yield
+        finally:
+            if self.guest.alive:
+                self.guest.run(["tc", "qdisc", "del", *dev], ns="srv", check=True)
 
     # -- the client's side ------------------------------------------------------------
 

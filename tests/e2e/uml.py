@@ -63,6 +63,7 @@ CORE_MODULES = (
     "drivers/net/ppp/ppp_async",
     "drivers/net/veth",
     "net/ipv6/ipv6",
+    "net/sched/sch_netem",  # Lab.link_delay
 )
 # Append these for MPPE, synchronous PPP or tun tests.
 EXTRA_MODULES = (
