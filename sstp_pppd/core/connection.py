@@ -1,6 +1,6 @@
 """The SSTP client state machine ([MS-SSTP] 3.1 and 3.2), sans-IO.
 
-Rules (everything that decides a transition lives in this file):
+Rules (the states, inputs and table are in :mod:`.states`; the actions are here):
 
 1. ``State`` members are the spec's CurrentState names the client can rest in between two
    calls. Call_Abort_In_Progress_1/2 and Call_Disconnect_In_Progress_1/2 last only while
@@ -43,7 +43,6 @@ Deliberate leniency, each because a strict reading would kill working sessions:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -65,10 +64,10 @@ from .messages import (
     CryptoBindingRequest,
     DataPacket,
     HashProtocol,
-    MessageType,
     StatusCode,
     StatusInfo,
 )
+from .states import LOCAL_INPUTS, RECEIVED_INPUT, STATE_TIMER, Input, State, transitions
 
 __all__ = [
     "Aborted",
@@ -83,76 +82,6 @@ __all__ = [
     "PppFrames",
     "State",
 ]
-
-
-@enum.unique
-class State(enum.Enum):
-    """Where the client is ([MS-SSTP] 3.1.1.1 and 3.2.1.1.1 CurrentState names)."""
-
-    #: Before ``start()``.
-    CLIENT_CALL_DISCONNECTED = enum.auto()
-    #: CALL_CONNECT_REQUEST sent; negotiation timer.
-    CLIENT_CONNECT_REQUEST_SENT = enum.auto()
-    #: CALL_CONNECT_ACK received, PPP authenticating; negotiation timer again.
-    CLIENT_CONNECT_ACK_RECEIVED = enum.auto()
-    #: CALL_CONNECTED sent; hello timer.
-    CLIENT_CALL_CONNECTED = enum.auto()
-    #: We sent CALL_ABORT; T1 until the peer's CALL_ABORT.
-    CALL_ABORT_PENDING = enum.auto()
-    #: CALL_ABORT exchanged; T2 lets the last messages cross, all is ignored.
-    CALL_ABORT_TIMEOUT_PENDING = enum.auto()
-    #: We sent CALL_DISCONNECT; D1 until CALL_DISCONNECT_ACK.
-    CALL_DISCONNECT_ACK_PENDING = enum.auto()
-    #: We acknowledged the peer's CALL_DISCONNECT; D2 lets the ACK reach it.
-    CALL_DISCONNECT_TIMEOUT_PENDING = enum.auto()
-    #: Over: close the transport; every further input is ignored.
-    CLOSED = enum.auto()
-
-
-@enum.unique
-class Input(enum.Enum):
-    """What drives a transition: RECV_* from the server, SEND_* from the caller, timers."""
-
-    RECV_DATA = enum.auto()
-    RECV_CONNECT_ACK = enum.auto()
-    RECV_CONNECT_NAK = enum.auto()
-    RECV_ABORT = enum.auto()
-    RECV_DISCONNECT = enum.auto()
-    RECV_DISCONNECT_ACK = enum.auto()
-    RECV_ECHO_REQUEST = enum.auto()
-    RECV_ECHO_RESPONSE = enum.auto()
-    #: A malformed packet, or a message only clients send (CONNECT_REQUEST, CONNECTED).
-    RECV_INVALID = enum.auto()
-    #: Bytes that cannot be framed as SSTP.
-    RECV_UNFRAMEABLE = enum.auto()
-    CONNECTION_LOST = enum.auto()
-    SEND_CONNECT_REQUEST = enum.auto()
-    SEND_DATA = enum.auto()
-    SEND_CALL_CONNECTED = enum.auto()
-    SEND_DISCONNECT = enum.auto()
-    SEND_ABORT = enum.auto()
-    NEGOTIATION_TIMER = enum.auto()
-    HELLO_TIMER = enum.auto()
-    #: The hello interval after our ECHO_REQUEST.
-    ECHO_TIMER = enum.auto()
-    ABORT_STATE_TIMER_1 = enum.auto()
-    ABORT_STATE_TIMER_2 = enum.auto()
-    DISCONNECT_STATE_TIMER_1 = enum.auto()
-    DISCONNECT_STATE_TIMER_2 = enum.auto()
-
-
-_LOCAL_INPUTS = frozenset(stimulus for stimulus in Input if stimulus.name.startswith("SEND_"))
-_RECEIVED_INPUT = {
-    MessageType.CALL_CONNECT_REQUEST: Input.RECV_INVALID,
-    MessageType.CALL_CONNECT_ACK: Input.RECV_CONNECT_ACK,
-    MessageType.CALL_CONNECT_NAK: Input.RECV_CONNECT_NAK,
-    MessageType.CALL_CONNECTED: Input.RECV_INVALID,
-    MessageType.CALL_ABORT: Input.RECV_ABORT,
-    MessageType.CALL_DISCONNECT: Input.RECV_DISCONNECT,
-    MessageType.CALL_DISCONNECT_ACK: Input.RECV_DISCONNECT_ACK,
-    MessageType.ECHO_REQUEST: Input.RECV_ECHO_REQUEST,
-    MessageType.ECHO_RESPONSE: Input.RECV_ECHO_RESPONSE,
-}
 
 
 _CONNECT_REQUEST = messages.call_connect_request().encode()
@@ -337,7 +266,7 @@ class Connection:
                 if frames:
                     events.append(PppFrames(frames=frames))
                     frames = []
-                self._fire(_RECEIVED_INPUT[packet.message_type], now, events, packet=packet)
+                self._fire(RECEIVED_INPUT[packet.message_type], now, events, packet=packet)
                 if self._state is State.CLOSED:
                     return events
                 relay = self._state in _RECV_DATA_STATES
@@ -361,7 +290,7 @@ class Connection:
     ) -> None:
         row = _TRANSITIONS.get((self._state, stimulus))
         if row is None:
-            if stimulus in _LOCAL_INPUTS:
+            if stimulus in LOCAL_INPUTS:
                 raise UsageError(f"{stimulus.name} is not allowed in state {self._state.name}")
             self._abort_invalid(status or StatusCode.UNACCEPTED_FRAME_RECEIVED, now, events)
             return
@@ -369,13 +298,13 @@ class Connection:
         try:
             action(self, _Context(packet=packet, status=status, now=now, events=events, args=args))
         except ProtocolError as exc:
-            if stimulus in _LOCAL_INPUTS:
+            if stimulus in LOCAL_INPUTS:
                 raise
             self._abort_invalid(exc.status, now, events)
             return
         if target is not self._state:
             self._state = target
-            timer = _STATE_TIMER.get(target)
+            timer = STATE_TIMER.get(target)
             if timer is None:
                 self._timer = self._deadline = None
             else:
@@ -485,79 +414,10 @@ class _Context:
 
 
 _Row: TypeAlias = tuple[Callable[[Connection, _Context], None], State]
-_DISC = State.CLIENT_CALL_DISCONNECTED
-_RS = State.CLIENT_CONNECT_REQUEST_SENT
-_AR = State.CLIENT_CONNECT_ACK_RECEIVED
-_CC = State.CLIENT_CALL_CONNECTED
-_AP = State.CALL_ABORT_PENDING
-_ATP = State.CALL_ABORT_TIMEOUT_PENDING
-_DAP = State.CALL_DISCONNECT_ACK_PENDING
-_DTP = State.CALL_DISCONNECT_TIMEOUT_PENDING
-_CLOSED = State.CLOSED
-_STATE_TIMER = {
-    _RS: Input.NEGOTIATION_TIMER,
-    _AR: Input.NEGOTIATION_TIMER,
-    _CC: Input.HELLO_TIMER,
-    _AP: Input.ABORT_STATE_TIMER_1,
-    _ATP: Input.ABORT_STATE_TIMER_2,
-    _DAP: Input.DISCONNECT_STATE_TIMER_1,
-    _DTP: Input.DISCONNECT_STATE_TIMER_2,
+_TRANSITIONS: dict[tuple[State, Input], _Row] = {
+    key: (getattr(Connection, f"_{action}"), target)
+    for key, (action, target) in transitions().items()
 }
-
-
-def _transitions() -> dict[tuple[State, Input], _Row]:
-    c, i = Connection, Input
-    table: dict[tuple[State, Input], _Row] = {
-        (_DISC, i.SEND_CONNECT_REQUEST): (c._send_request, _RS),
-        # 3.2.5.3.2-3: the action checks the ACK; NAKs resend up to the limit.
-        (_RS, i.RECV_CONNECT_ACK): (c._on_ack, _AR),
-        (_RS, i.RECV_CONNECT_NAK): (c._on_nak, _RS),
-        (_RS, i.RECV_DATA): (c._ignore, _RS),
-        (_RS, i.NEGOTIATION_TIMER): (c._negotiation_timeout, _AP),
-        (_AR, i.NEGOTIATION_TIMER): (c._negotiation_timeout, _AP),
-        (_AR, i.SEND_CALL_CONNECTED): (c._send_connected, _CC),
-        (_CC, i.HELLO_TIMER): (c._send_echo, _CC),
-        (_CC, i.ECHO_TIMER): (c._keepalive_expired, _CLOSED),
-        # 3.1.2.1: our CALL_ABORT is over when the peer answers it, or at T1.
-        (_AP, i.RECV_ABORT): (c._ignore, _ATP),
-        (_AP, i.ABORT_STATE_TIMER_1): (c._close, _CLOSED),
-        (_ATP, i.ABORT_STATE_TIMER_2): (c._close, _CLOSED),
-        # 3.1.2.2, 3.2.5.3.6: our CALL_DISCONNECT is over when acknowledged, or at D1.
-        (_DAP, i.RECV_DISCONNECT_ACK): (c._disconnected, _CLOSED),
-        (_DAP, i.DISCONNECT_STATE_TIMER_1): (c._disconnected, _CLOSED),
-        (_DAP, i.SEND_ABORT): (c._send_abort, _AP),
-        (_DTP, i.DISCONNECT_STATE_TIMER_2): (c._close, _CLOSED),
-    }
-    for state in (_AR, _CC):  # PPP runs from the ACK on; echoes in _AR are lenient
-        table[state, i.RECV_DATA] = table[state, i.SEND_DATA] = (c._relay, state)
-        table[state, i.RECV_ECHO_REQUEST] = (c._answer_echo, state)
-        table[state, i.RECV_ECHO_RESPONSE] = (c._ignore, state)
-    for state in (_RS, _AR, _CC):
-        table[state, i.SEND_DISCONNECT] = (c._send_disconnect, _DAP)
-        table[state, i.SEND_ABORT] = (c._send_abort, _AP)
-    # 3.2.5.3.4-5: the peer's CALL_ABORT is answered, its CALL_DISCONNECT acknowledged.
-    for state in (_RS, _AR, _CC, _DAP):
-        table[state, i.RECV_ABORT] = (c._on_abort, _ATP)
-        table[state, i.RECV_DISCONNECT] = (c._on_disconnect, _DTP)
-        table[state, i.RECV_UNFRAMEABLE] = (c._unframeable, _CLOSED)
-    # 3.2.5.3.2-8: the pending states ignore ACK, NAK, echoes and data.
-    ignored = (i.RECV_DATA, i.RECV_CONNECT_ACK, i.RECV_CONNECT_NAK, i.RECV_ECHO_REQUEST)
-    for state in (_AP, _ATP, _DAP, _DTP):
-        for stimulus in (*ignored, i.RECV_ECHO_RESPONSE, i.SEND_DISCONNECT):
-            table[state, stimulus] = (c._ignore, state)
-    # Once the end is reported only the timer (or the transport) matters.
-    for state in (_AP, _ATP, _DTP):
-        for stimulus in (i.RECV_DISCONNECT, i.RECV_DISCONNECT_ACK, i.RECV_INVALID, i.SEND_ABORT):
-            table[state, stimulus] = (c._ignore, state)
-        table.setdefault((state, i.RECV_ABORT), (c._ignore, state))
-        table[state, i.RECV_UNFRAMEABLE] = (c._close, _CLOSED)
-    for state in State:
-        table[state, i.CONNECTION_LOST] = (c._close, _CLOSED)
-    table[_CLOSED, i.CONNECTION_LOST] = (c._ignore, _CLOSED)
-    return table
-
-
-_TRANSITIONS = _transitions()
 _RECV_DATA_STATES = frozenset(
     state
     for (state, stimulus), (action, _) in _TRANSITIONS.items()

@@ -644,7 +644,7 @@ def test_every_live_state_has_exactly_its_timer() -> None:
     timers = {i for i in Input if i.name.endswith(("_TIMER", "_TIMER_1", "_TIMER_2"))}
     for state in State:
         rows = {i for (s, i) in conn_mod._TRANSITIONS if s is state and i in timers}
-        expected = {conn_mod._STATE_TIMER[state]} if state in conn_mod._STATE_TIMER else set()
+        expected = {conn_mod.STATE_TIMER[state]} if state in conn_mod.STATE_TIMER else set()
         if state is State.CLIENT_CALL_CONNECTED:
             expected.add(Input.ECHO_TIMER)
         assert rows == expected, state
