@@ -430,7 +430,9 @@ class ClientConnection:
         for frame in frames:
             found = look(frame)
             if found is not None:
-                self._lcp = None
+                # The link is ending for it: pppd's NCP frames already on their way are
+                # no authentication success to bind on.
+                self._lcp = self._watcher = None
                 return [found]
         return []
 

@@ -252,7 +252,7 @@ class Tunnel:
                     self.owner.auth_failed(f"PPP authentication failed ({explanation})")
                 case AuthNotAgreed(message=message):
                     # The cause of the ending that follows; the error line comes at exit.
-                    log.log(NOTICE, "LCP agreed on no authentication method")
+                    log.debug("LCP agreed on no authentication method (reported at exit)")
                     self.owner.auth_failed(message)
                 case CallConnected():
                     self.call_connected(event)

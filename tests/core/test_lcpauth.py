@@ -324,3 +324,19 @@ def test_a_failed_login_is_not_a_disagreement() -> None:
     events = c.receive_data(data(CHAP_FAILURE), 2.0)
     events += c.receive_data(data(ppp(LCP, 5, 3, b"Authentication failed")), 2.0)
     assert not [e for e in events if isinstance(e, AuthNotAgreed)]
+
+
+def test_no_binding_on_ncp_frames_that_cross_the_terminate_request() -> None:
+    """pppd's IPCP may reach us after the server's Terminate-Request: no success then."""
+    c = acked()
+    sequence = server_asks(AUTH_EAP, lcp(3, 1, AUTH_MD5))
+    ipcp = sequence.pop(-2)
+    for sender, frame in sequence:
+        if sender == "pppd":
+            pppd_sends(c, frame)
+        else:
+            c.receive_data(data(frame), 1.0)
+    c.data_to_send()
+    assert pppd_sends(c, ipcp[1]) == []
+    assert not c.call_connected
+    assert c.data_to_send() == frames(ipcp[1])
