@@ -13,12 +13,14 @@ pppd option that would fix it.
 What real pppd 2.4.9 sends (seen in User-Mode Linux, tests/e2e/test_realcause.py):
 
 - server ``require-eap``, client ``refuse-eap``: the server's ConfReq has
-  ``<auth eap>``, pppd answers ``ConfNak <auth chap MD5>`` (pppd's Nak names CHAP-MD5
-  whenever it may do CHAP-MD5, whatever else it allows), the server's next ConfReq has
-  no auth option, pppd acks it, then the server sends
+  ``<auth eap>``, pppd answers ``ConfNak <auth chap MD5>``, the server's next ConfReq
+  has no auth option, pppd acks it, then the server sends
   ``TermReq "peer refused to authenticate"``;
 - server ``require-mschap-v2``, client ``refuse-mschap-v2``: the same, with
-  ``<auth chap MS-v2>``;
+  ``<auth chap MS-v2>`` and again ``ConfNak <auth chap MD5>`` (a CHAP digest pppd
+  refuses is Naked with the CHAP digest it prefers, MD5 first);
+- server ``require-pap``, client ``refuse-pap``: the same with ``<auth pap>``, Naked
+  with ``<auth eap>`` (pppd suggests EAP first, then CHAP, then PAP);
 - a client that may use no method (every ``refuse-*``, or no password): ``No auth is
   possible``, ``ConfRej <auth chap MS-v2>``, then the same Terminate-Request;
 - client ``auth require-chap``, server ``noauth``: the server rejects pppd's

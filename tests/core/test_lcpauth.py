@@ -86,8 +86,11 @@ def test_server_insists_on_mschapv2_that_pppd_naks() -> None:
 
 
 def test_server_insists_on_pap_that_pppd_naks() -> None:
-    (verdict,) = feed(LcpAuthTracker(), server_asks(AUTH_PAP, lcp(3, 1, AUTH_MD5)))
+    """pppd 2.4.9 with refuse-pap Naks <auth pap> with <auth eap>."""
+    (verdict,) = feed(LcpAuthTracker(), server_asks(AUTH_PAP, lcp(3, 1, AUTH_EAP)))
     assert verdict.method == "PAP" and "remove refuse-pap if set" in verdict.message
+    assert "(Configure-Nak suggesting EAP)" in verdict.message
+    assert verdict.message.endswith("or ask the server to offer EAP")
 
 
 def test_pppd_that_may_use_no_method_rejects() -> None:
