@@ -107,6 +107,22 @@ def test_launch_mode_server_insists_on_a_refused_method(
     )
 
 
+def test_launch_mode_pppd_may_use_no_method(lab: Lab, case_dir: Path, timings: Timings) -> None:
+    """Every method refused: pppd logs "No auth is possible" and Configure-Rejects."""
+    refuse_all = ("refuse-eap", "refuse-pap", "refuse-chap", "refuse-mschap", "refuse-mschap-v2")
+    with timings.step("refused"):
+        rc, stderr = launch(lab, case_dir, ("noauth", *refuse_all), ("require-mschap-v2",))
+    client_log = (case_dir / "client-pppd.log").read_text(errors="replace")
+    assert "sent [LCP ConfRej id=0x1 <auth chap MS-v2>]" in client_log, client_log
+    assert rc == EXIT_AUTH, stderr
+    check_error(
+        stderr,
+        "the server asked for MS-CHAPv2, pppd refused to authenticate at all (Configure-Reject)",
+        "give pppd a password for the user",
+        "remove refuse-mschap-v2 if set",
+    )
+
+
 def test_launch_mode_pppd_requires_the_server_to_authenticate(
     lab: Lab, case_dir: Path, timings: Timings
 ) -> None:
