@@ -52,7 +52,8 @@ class ExitCode(enum.IntEnum):
     #: The SSTP control protocol failed: CALL_ABORT, NAK, malformed packets, timeouts
     #: in negotiation.
     SSTP = 6
-    #: PPP authentication failed (CHAP/PAP/EAP Failure seen in the relayed frames).
+    #: PPP authentication failed (CHAP/PAP/EAP Failure seen in the relayed frames), or
+    #: LCP agreed on no method (one end Nak'd or rejected the other's, then the link ended).
     AUTH = 7
     #: pppd could not be started or died before the tunnel was up.
     PPPD = 8

@@ -59,6 +59,7 @@ from .events import (
     PppFrames,
 )
 from .handshake import ResponseParser, check_sstp_response, sstp_request
+from .lcpauth import AuthNotAgreed, LcpAuthTracker
 from .ppp import FIRST_CONTROL_PROTOCOL, ppp_protocol
 from .pppwatch import AuthEvent, AuthFailed, AuthSucceeded, AuthWatcher, PasswordLookup
 
@@ -120,6 +121,8 @@ class ClientConnection:
         self._cert_der = b""
         self._cert_hash = b""
         self._watcher: AuthWatcher | None = AuthWatcher(password_lookup)
+        #: Why LCP agreed on no authentication method, until the binding is accepted.
+        self._lcp: LcpAuthTracker | None = LcpAuthTracker()
         self._held: list[bytes] | None = []
         self._waiting: AuthSucceeded | None = None  # success whose keys are awaited
         self._key_deadline: float | None = None
@@ -191,10 +194,12 @@ class ClientConnection:
         if held is not None:
             held.extend(frames[: EARLY_FRAMES_MAX - len(held)])
             return []
+        # Frames held after the watcher's verdict come here again: the tracker's view
+        # of a frame seen twice is the same (the first refusal, the first ending count).
+        events = self._lcp_frames(frames, from_pppd=True) if self._lcp is not None else []
         if self._watcher is not None:
-            return self._send_watched(frames, now)
+            return events + self._send_watched(frames, now)
         send = self._conn.send_ppp_frame
-        events: list[ClientEvent] = []
         for frame in frames:
             try:
                 send(frame)
@@ -211,7 +216,7 @@ class ClientConnection:
         is queued as it is, with no Python object per frame; until then it goes through
         :meth:`frames_from_pppd` frame by frame.
         """
-        if self._held is not None or self._watcher is not None:
+        if self._held is not None or self._watcher is not None or self._lcp is not None:
             return self.frames_from_pppd(hdlc.split_packets(packets), now)
         try:
             self._conn.send_data_packets(packets)
@@ -297,6 +302,7 @@ class ClientConnection:
             return events
         if not self._closing:
             detail = f": {reason}" if reason else ""
+            events += self._lcp_ended()
             events.append(
                 CallEnded(
                     outcome=Outcome.CONNECTION_LOST,
@@ -371,6 +377,8 @@ class ClientConnection:
         for event in events:
             match event:
                 case PppFrames(frames=frames):
+                    if self._lcp is not None:
+                        out += self._lcp_frames(frames, from_pppd=False)
                     watcher = self._watcher
                     if watcher is not None:
                         for frame in frames:
@@ -382,6 +390,7 @@ class ClientConnection:
                         for frame in frames:
                             if 0 <= ppp_protocol(frame)[0] < FIRST_CONTROL_PROTOCOL:
                                 self._binding_accepted = True
+                                self._lcp = None  # the link works: nothing to explain
                                 out.append(BindingAccepted())
                                 break
                     out.append(event)
@@ -394,18 +403,44 @@ class ClientConnection:
                 case EchoRequested() | ConnectionClosed():
                     out.append(event)
                 case Disconnected(status=status):
+                    out += self._lcp_ended()
                     out.append(ended_by_disconnect(status, asked=self._closing))
                 case Aborted(status=status, local=local, unframeable=unframeable):
+                    out += self._lcp_ended()
                     out.append(
                         ended_by_abort(
                             status, local=local, unframeable=unframeable, bound=self._connected
                         )
                     )
                 case KeepaliveExpired():
+                    out += self._lcp_ended()
                     out.append(KEEPALIVE_ENDED)
                 case _:
                     assert_never(event)
         return out
+
+    # ----- LCP's authentication agreement (lcpauth) ------------------------------------------
+
+    def _lcp_frames(self, frames: list[bytes], *, from_pppd: bool) -> list[ClientEvent]:
+        """Show the tracker frames; its verdict, the first cause of what follows, if any."""
+        lcp = self._lcp
+        if lcp is None:
+            return []
+        look = lcp.from_pppd if from_pppd else lcp.from_server
+        for frame in frames:
+            found = look(frame)
+            if found is not None:
+                # The link is ending for it: pppd's NCP frames already on their way are
+                # no authentication success to bind on.
+                self._lcp = self._watcher = None
+                return [found]
+        return []
+
+    def _lcp_ended(self) -> list[AuthNotAgreed]:
+        """The call ends: an authentication refusal seen before is why (unless we ended it)."""
+        lcp, self._lcp = self._lcp, None
+        found = lcp.link_ended() if lcp is not None and not self._closing else None
+        return [found] if found is not None else []
 
     # ----- authentication and the binding ---------------------------------------------------
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TypeAlias
 
 from .events import ConnectAcked, ConnectionClosed, EchoRequested, PppFrames
+from .lcpauth import AuthNotAgreed
 from .messages import StatusCode, status_name
 from .pppwatch import AuthFailed, AuthSucceeded
 
@@ -114,6 +115,7 @@ ClientEvent: TypeAlias = (
     | FrameDropped
     | AuthSucceeded
     | AuthFailed
+    | AuthNotAgreed
     | CallConnected
     | BindingAccepted
     | CallEnded

@@ -95,7 +95,7 @@ class Session:
     def result(self) -> BaseException | None:
         """The outcome; a refused login wins over what it caused (the server hanging up)."""
         if self.auth_failure and not isinstance(self.outcome, AuthenticationError):
-            return AuthenticationError(f"PPP authentication failed ({self.auth_failure})")
+            return AuthenticationError(self.auth_failure)
         return self.outcome
 
     # ----- what the tunnel tells us (TunnelOwner) ----------------------------------------
@@ -120,8 +120,9 @@ class Session:
         if self._drop_privileges is not None and (pppd.priv_user or pppd.priv_group):
             self._drop_privileges(pppd.priv_user, pppd.priv_group)
 
-    def auth_failed(self, explanation: str) -> None:
-        self.auth_failure = explanation
+    def auth_failed(self, message: str) -> None:
+        if self.auth_failure is None:  # the first cause wins
+            self.auth_failure = message
 
     def pppd_gone(self) -> None:
         if not self.stopping:
@@ -174,7 +175,7 @@ class Session:
         if status == PPPD_AUTH_FAILED or self.auth_failure:
             self.record(
                 AuthenticationError(
-                    f"PPP authentication failed ({self.auth_failure or describe_exit(status)})"
+                    self.auth_failure or f"PPP authentication failed ({describe_exit(status)})"
                 )
             )
         elif status not in PPPD_NORMAL and not self.stopping:

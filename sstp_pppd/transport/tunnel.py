@@ -29,6 +29,7 @@ from ..core.client import (
 )
 from ..core.errors import HttpError
 from ..core.events import ConnectAcked, ConnectionClosed, EchoRequested, PppFrames
+from ..core.lcpauth import AuthNotAgreed
 from ..core.messages import HashProtocol
 from ..core.pppwatch import AuthFailed, AuthSucceeded
 from ..diagnose import explain_auth_failure
@@ -79,8 +80,8 @@ class TunnelOwner(Protocol):
     def call_up(self) -> None:
         """CALL_CONNECTED is sent: the tunnel is up."""
 
-    def auth_failed(self, explanation: str) -> None:
-        """The server refused PPP authentication (pppd will end the link)."""
+    def auth_failed(self, message: str) -> None:
+        """PPP authentication failed (pppd will end the link): ``message`` is the error."""
 
     def end(self, error: BaseException | None) -> None:
         """The session is over, with this error or none; the first call counts."""
@@ -248,7 +249,11 @@ class Tunnel:
                 case AuthFailed(method=method, message=message):
                     explanation = explain_auth_failure(method, message)
                     log.error("PPP authentication failed (%s)", explanation)
-                    self.owner.auth_failed(explanation)
+                    self.owner.auth_failed(f"PPP authentication failed ({explanation})")
+                case AuthNotAgreed(message=message):
+                    # The cause of the ending that follows; the error line comes at exit.
+                    log.debug("LCP agreed on no authentication method (reported at exit)")
+                    self.owner.auth_failed(message)
                 case CallConnected():
                     self.call_connected(event)
                 case BindingAccepted():
