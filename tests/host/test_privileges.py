@@ -17,7 +17,7 @@ import pytest
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="dropping privileges needs root")
 
 PROBE = """
-import json, os, sys
+import ctypes, json, os, sys
 from sstp_pppd.errors import ConfigError
 from sstp_pppd.host import privileges
 error = None
@@ -30,8 +30,9 @@ try:
     back = True
 except PermissionError:
     back = False
+dumpable = ctypes.CDLL(None).prctl(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE
 print(json.dumps({{"uid": os.getresuid(), "gid": os.getresgid(), "groups": os.getgroups(),
-                  "error": error, "back_to_root": back}}))
+                  "error": error, "back_to_root": back, "dumpable": dumpable}}))
 """
 
 
@@ -54,6 +55,8 @@ def test_user_drop_sets_every_id_and_root_does_not_come_back() -> None:
     assert got["gid"] == [NOBODY.pw_gid] * 3
     assert got["groups"] == []
     assert got["back_to_root"] is False
+    # The kernel makes it non-dumpable: other processes of nobody cannot read its memory.
+    assert got["dumpable"] == 0
 
 
 def test_user_and_group() -> None:
@@ -90,3 +93,4 @@ def test_nothing_asked_nothing_done() -> None:
     got = probe("privileges.drop_privileges(None, None)")
     assert got["error"] is None
     assert got["uid"] == [0, 0, 0]
+    assert got["dumpable"] == 1
