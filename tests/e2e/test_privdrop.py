@@ -134,3 +134,22 @@ def test_pppd_that_does_not_end_on_sigterm_is_killed_after_5_s(
     assert "pppd was killed by signal 9" in res.stderr, res.stderr
     assert 5 <= took < 30, took
     assert_clean(lab, before)
+
+
+def test_relay_killed_the_keeper_still_ends_pppd_and_undoes(
+    lab: Lab, case_dir: Path, sstp_server: SstpServer, paths: Paths
+) -> None:
+    """kill -9 of the relay: the keeper sees its pipe end, ends pppd, undoes, reports."""
+    before = routes(lab)
+    client = start(lab, case_dir, paths)
+    lab.wait_for_ppp(timeout=60, proc=client)
+    keeper, _ = split(lab, client)
+    assert lab.guest.kill(client.pid, 9)
+    deadline = time.monotonic() + 20
+    while any(p.pid == keeper for p in lab.guest.processes()):
+        assert time.monotonic() < deadline, "the keeper did not finish"
+        time.sleep(0.3)
+    assert lab.wait_for_no_ppp()
+    assert_clean(lab, before)
+    status = json.loads(lab.guest.run(["cat", f"/run/sstp-pppd/{NAME}/status.json"]).stdout)
+    assert status["last_error"] == "the transport ended without a report", status
