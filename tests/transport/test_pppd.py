@@ -298,3 +298,30 @@ async def test_launch_mode_relay_runs_unprivileged_and_the_privileged_part_clean
     assert gone(end.pid) and gone(keeper.pid)
     assert not key_socket.exists(), err
     assert "could not remove the key socket" not in err, err
+
+
+@asynctest
+async def test_launch_mode_server_lost_after_the_drop(cert: ServerCert, tmp_path: Path) -> None:
+    """The server's TCP goes after the drop: one error line, exit 10, pppd and keeper gone.
+
+    Run by an interpreter that nobody cannot read (this machine's), it also shows that the
+    relay needs no import after the drop on this path."""
+    if os.geteuid() != 0:
+        pytest.skip("dropping privileges needs root")
+    extra = ("--priv-user", "nobody", "--key-socket", "none")
+    async with FakeServer(cert) as server:
+        proc, end, s = await launched(tmp_path, cert, server, *extra, env={})
+        try:
+            assert end.pid is not None
+            keepers = [p for p in psutil.Process(proc.pid).children() if p.pid != end.pid]
+            await asyncio.sleep(0.3)
+            s.abort_tcp()
+            err = await finished(proc)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+            await end.close()
+    assert proc.returncode == ExitCode.CONNECTION_LOST, err
+    assert "Traceback" not in err and "internal error" not in err, err
+    assert keepers and all(gone(p.pid) for p in keepers)
+    assert gone(end.pid)
