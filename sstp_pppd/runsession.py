@@ -6,7 +6,6 @@ when the run has routes or DNS to manage (pyroute2 is heavy and never on the rel
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from .errors import ExitCode, Interrupted, exit_code_of
@@ -15,7 +14,7 @@ from .secrets import password_lookup
 from .transport.session import Session
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from .config import Config
     from .host.connconf import Connection

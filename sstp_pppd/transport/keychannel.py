@@ -199,11 +199,13 @@ class KeyChannel:
 
     def hand_over_removal(self) -> Callable[[], None]:
         """The file's removal, for a privileged part to run: this object no longer removes it."""
-        path, inode = self.path, self._inode
-        self._inode = None
-        other = KeyChannel(path, on_keys=self.on_keys, gateway="", peer=self.peer)
-        other._inode = inode
-        return other._unlink
+        inode, self._inode = self._inode, None
+
+        def remove() -> None:
+            self._inode = inode
+            self._unlink()
+
+        return remove
 
     def close_now(self) -> None:
         """Stop listening and remove the socket file, synchronously (also from atexit paths)."""

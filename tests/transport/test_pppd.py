@@ -4,11 +4,13 @@ privilege drop (a stand-in pppd on a real pty, the real CLI, TLS on loopback).""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pwd
 import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ from sstp_pppd.core import hdlc, messages
 from sstp_pppd.core.messages import MessageType
 from sstp_pppd.errors import ExitCode
 from sstp_pppd.transport.pppd import STOP_GRACE, describe_exit, pppd_argv
+from sstp_pppd.transport.privsep import Keeper
 
 from ..core.test_pppwatch import LCP, PASSWORD, ppp
 from .fakeserver import WAIT, FakeServer, ServerCert, ServerSession, make_cert
@@ -325,3 +328,44 @@ async def test_launch_mode_server_lost_after_the_drop(cert: ServerCert, tmp_path
     assert "Traceback" not in err and "internal error" not in err, err
     assert keepers and all(gone(p.pid) for p in keepers)
     assert gone(end.pid)
+
+
+# ----- the privileged part alone, on a real process ------------------------------------------
+
+
+def test_keeper_sends_only_the_allowed_signals_and_reports_the_outcome(tmp_path: Path) -> None:
+    target = subprocess.Popen(["sleep", "60"])
+    seen = tmp_path / "outcome.json"
+    try:
+        keeper = Keeper.fork(target.pid, [lambda o: seen.write_text(json.dumps(o))])
+        keeper.signal(signal.SIGUSR1, False)  # not a signal the relay may ask for
+        time.sleep(0.5)
+        assert target.poll() is None
+        keeper.signal(signal.SIGTERM, False)
+        assert target.wait(5) == -signal.SIGTERM
+        asyncio.run(keeper.finish({"keep": False, "error": None, "exit_code": 0}))
+    finally:
+        target.kill()
+        target.wait()
+    assert keeper.status == 0
+    assert json.loads(seen.read_text()) == {"keep": False, "error": None, "exit_code": 0}
+
+
+def test_keeper_alone_kills_what_ignores_the_hangup_after_the_grace(tmp_path: Path) -> None:
+    """The relay vanished (its pipe closed without a word): SIGHUP, SIGKILL after 5 s."""
+    target = subprocess.Popen(["sh", "-c", "trap '' HUP TERM; while :; do sleep 0.1; done"])
+    seen = tmp_path / "outcome.json"
+    try:
+        keeper = Keeper.fork(target.pid, [lambda o: seen.write_text(json.dumps(o))])
+        time.sleep(0.3)
+        t0 = time.monotonic()
+        os.close(keeper._wfd)  # as a kill -9 of the relay would
+        keeper._wfd = -1
+        assert target.wait(STOP_GRACE + 5) == -signal.SIGKILL
+        took = time.monotonic() - t0
+        asyncio.run(keeper.finish(None))
+    finally:
+        target.kill()
+        target.wait()
+    assert STOP_GRACE - 0.5 < took < STOP_GRACE + 3, took
+    assert json.loads(seen.read_text()) is None
