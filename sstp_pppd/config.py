@@ -233,10 +233,6 @@ def _pppd_section(parsed: ParsedArgs, *, nolaunch: bool, warnings: list[str]) ->
         if password is not None:
             raise ConfigError("give either --password or --password-file, not both")
         password = read_password_file(_str(v, "password_file") or "")
-    if not nolaunch and (v.get("priv_user") or v.get("priv_group")):
-        warnings.append(
-            "--priv-user/--priv-group are ignored in launch mode: stopping pppd needs root"
-        )
     return PppdConfig(
         path=_str(v, "pppd"),
         user=_str(v, "user") or parsed.url_user,
@@ -244,8 +240,9 @@ def _pppd_section(parsed: ParsedArgs, *, nolaunch: bool, warnings: list[str]) ->
         ipparam=_str(v, "ipparam"),
         key_socket=key_socket_path(_str(v, "key_socket"), _str(v, "ipparam")),
         options=tuple(parsed.pppd_options),
-        priv_user=_str(v, "priv_user") if nolaunch else None,
-        priv_group=_str(v, "priv_group") if nolaunch else None,
+        # Both modes: launch mode keeps a privileged part for pppd (transport/privsep.py).
+        priv_user=_str(v, "priv_user"),
+        priv_group=_str(v, "priv_group"),
     )
 
 

@@ -14,6 +14,8 @@ from .secrets import password_lookup
 from .transport.session import Session
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
     from .config import Config
     from .host.connconf import Connection
 
@@ -32,13 +34,44 @@ def new_session(config: Config, host: Connection | None = None) -> Session:
         def on_stage(stage: str, **fields: object) -> None:
             note_stage(name, stage, None, **fields)
 
-    return Session(config, lookup, drop_privileges=drop_privileges, on_stage=on_stage)
+    return Session(
+        config,
+        lookup,
+        drop_privileges=drop_privileges,
+        privileged_cleanup=None if host is None else _undo_by_keeper(host),
+        on_stage=on_stage,
+    )
+
+
+def _undo_by_keeper(host: Connection) -> Callable[[Mapping[str, object] | None], None]:
+    """Launch mode after the drop: the host undo, run by the privileged part (privsep.py)."""
+
+    def undo(outcome: Mapping[str, object] | None) -> None:
+        from .host.apply import undo_session_now  # noqa: PLC0415
+
+        error: str | None = "the transport ended without a report"
+        code: int | None = None
+        if outcome is None:  # the relay died without a word: the kill switch holds
+            keep = True
+        else:
+            keep = outcome.get("keep") is not False
+            error = str(outcome["error"]) if outcome.get("error") else None
+            raw = outcome.get("exit_code")
+            code = raw if isinstance(raw, int) else None
+        undo_session_now(host, keep_kill_switch=keep, error=error, exit_code=code)
+
+    return undo
 
 
 async def run_session(config: Config, host: Connection | None) -> None:
     """Run the session; with host settings, between the server route and the undo."""
     if host is None:
-        await new_session(config).run()
+        session = new_session(config)
+        try:
+            await session.run()
+        finally:
+            if session.keeper is not None:  # launch mode, privileges dropped
+                await session.keeper.finish({})
         return
     from .core.proxy import parse_proxy_url  # noqa: PLC0415
     from .host.apply import apply_for_session, undo_for_session  # noqa: PLC0415
@@ -54,8 +87,9 @@ async def run_session(config: Config, host: Connection | None) -> None:
     code: int | None = None
     # In pty mode pppd owns the life cycle, and a failed link must not open the kill switch.
     keep = config.nolaunchpppd
+    session = new_session(config, host)
     try:
-        await new_session(config, host).run()
+        await session.run()
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
         # sstp-helper up exits with this code (status.json last_exit_code).
@@ -63,4 +97,8 @@ async def run_session(config: Config, host: Connection | None) -> None:
         keep = keep or not isinstance(exc, Interrupted | KeyboardInterrupt)
         raise
     finally:
-        await undo_for_session(host, keep_kill_switch=keep, error=error, exit_code=code)
+        if session.keeper is not None:
+            # Root was given up (launch mode): the privileged part undoes, once pppd is gone.
+            await session.keeper.finish({"keep": keep, "error": error, "exit_code": code})
+        else:
+            await undo_for_session(host, keep_kill_switch=keep, error=error, exit_code=code)

@@ -166,28 +166,38 @@ async def undo_for_session(
     ``keep_kill_switch``: the link failed (or pppd owns the life cycle, in pty mode), so the
     kill switch and the server route it holds stay until ``down``; else everything goes.
     """
+    return await asyncio.to_thread(
+        undo_session_now, conn, keep_kill_switch=keep_kill_switch, error=error,
+        exit_code=exit_code, paths=paths,
+    )  # fmt: skip
+
+
+def undo_session_now(
+    conn: Connection,
+    *,
+    keep_kill_switch: bool,
+    error: str | None = None,
+    exit_code: int | None = None,
+    paths: Paths | None = None,
+) -> list[str]:
+    """:func:`undo_for_session`, synchronously (also for launch mode's privileged part)."""
     paths = paths or Paths.from_env()
-
-    def undo() -> list[str]:
-        rec = Record(conn.name, paths)
-        keep = keep_kill_switch and conn.kill_switch
-        scopes = {Scope.SESSION, Scope.LINK} if keep else None
-        errors = rec.undo(default_undoers(paths), scopes)
-        rec.set_owner(None)
-        if not keep and not errors:
-            rec.forget()
-        try:
-            os.unlink(session_settings_path(conn.name, paths))
-        except FileNotFoundError:
-            pass
-        update_status(
-            conn.name, paths, state="down", stage="stopped", pid=None, routes=[], dns=None,
-            dns_backend=None, kill_switch=keep, last_error=error,
-            last_exit_code=int(exit_code) if exit_code is not None else None,
-        )  # fmt: skip
-        return errors
-
-    errors = await asyncio.to_thread(undo)
+    rec = Record(conn.name, paths)
+    keep = keep_kill_switch and conn.kill_switch
+    scopes = {Scope.SESSION, Scope.LINK} if keep else None
+    errors = rec.undo(default_undoers(paths), scopes)
+    rec.set_owner(None)
+    if not keep and not errors:
+        rec.forget()
+    try:
+        os.unlink(session_settings_path(conn.name, paths))
+    except FileNotFoundError:
+        pass
+    update_status(
+        conn.name, paths, state="down", stage="stopped", pid=None, routes=[], dns=None,
+        dns_backend=None, kill_switch=keep, last_error=error,
+        last_exit_code=int(exit_code) if exit_code is not None else None,
+    )  # fmt: skip
     for e in errors:
         log.warning("could not undo: %s", e)
     return errors

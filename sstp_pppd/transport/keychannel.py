@@ -197,6 +197,16 @@ class KeyChannel:
             )
         self._inode = None
 
+    def hand_over_removal(self) -> Callable[[], None]:
+        """The file's removal, for a privileged part to run: this object no longer removes it."""
+        inode, self._inode = self._inode, None
+
+        def remove() -> None:
+            self._inode = inode
+            self._unlink()
+
+        return remove
+
     def close_now(self) -> None:
         """Stop listening and remove the socket file, synchronously (also from atexit paths)."""
         if self.server is not None:

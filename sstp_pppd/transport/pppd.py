@@ -2,6 +2,12 @@
 
 The password reaches pppd through a pipe read by pppd's ``passwordfd`` plugin: it is never
 in an argv, an environment or a file.
+
+Every way of stopping pppd has a bound: SIGTERM (a signal to us: pppd ends the link with LCP
+Terminate through the tunnel) and SIGHUP (the tunnel is gone) are followed by SIGKILL, to
+pppd and the scripts it runs, when pppd has not ended within :data:`STOP_GRACE` seconds.
+Signals go through :attr:`Pppd.signaller`: straight to the processes, or, once the relay has
+given up root (:mod:`.privsep`), through the privileged part that can still reach them.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import os
 import shutil
 import signal
 import tty
+from collections.abc import Callable
 
 from ..errors import PppdError
 from ..secrets import Secret
@@ -45,6 +52,30 @@ PPPD_EXIT = {
 #: Exit statuses that mean the link ended the ordinary way.
 PPPD_NORMAL = {0, 5, 16}
 PPPD_AUTH_FAILED = 19
+
+#: Seconds pppd has to end after SIGTERM or SIGHUP before it and its scripts get SIGKILL
+#: (the man page says so). SIGTERM costs pppd one LCP Terminate exchange (a 3 s timer when
+#: the server does not answer); more than that means it is stuck.
+STOP_GRACE = 5.0
+
+#: ``signaller(sig, tree)``: ``sig`` to pppd, and to its children too when ``tree``.
+Signaller = Callable[[int, bool], None]
+
+
+def signal_tree(pid: int, sig: int, tree: bool) -> None:
+    """Signal pppd (our child, not yet reaped: its pid cannot be reused) and its children."""
+    import psutil  # noqa: PLC0415 (only launch mode stops a pppd; psutil costs start-up)
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc, *proc.children(recursive=True)] if tree else [proc]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass
 
 
 def find_pppd(explicit: str | None) -> str:
@@ -94,6 +125,9 @@ class Pppd:
         self.process = process
         self.master = master
         self._slave = slave
+        #: How signals reach pppd: replaced by the privileged part's once root is given up.
+        self.signaller: Signaller = lambda sig, tree: signal_tree(process.pid, sig, tree)
+        self._escalation: asyncio.TimerHandle | None = None
 
     @property
     def pid(self) -> int:
@@ -144,37 +178,42 @@ class Pppd:
         log.info("pppd started, pid %d, on %s", process.pid, device)
         return cls(process, master, slave)
 
-    async def stop(self, grace: float = 10.0, sig: int = signal.SIGHUP) -> int | None:
-        """End pppd and its scripts; kill what is left after ``grace`` seconds.
+    def terminate(self) -> None:
+        """SIGTERM (pppd ends the link through us); SIGKILL if it is not gone in STOP_GRACE."""
+        if self.process.returncode is not None:
+            return
+        self.signaller(signal.SIGTERM, False)
+        if self._escalation is None:
+            loop = asyncio.get_running_loop()
+            self._escalation = loop.call_later(STOP_GRACE, self._escalate)
+
+    def _escalate(self) -> None:
+        self._escalation = None
+        if self.process.returncode is None:
+            log.warning("pppd did not end within %.0f s of SIGTERM: killing it", STOP_GRACE)
+            self.signaller(signal.SIGKILL, True)
+
+    async def stop(self, grace: float = STOP_GRACE, sig: int = signal.SIGHUP) -> int | None:
+        """End pppd and its scripts; SIGKILL what is left after ``grace`` seconds.
 
         SIGHUP by default: the SSTP link is gone by now, so pppd must not wait for an
         LCP Terminate-Ack that cannot come (SIGTERM would cost it two 3 s timeouts).
         """
         if self.process.returncode is None:
-            # Imported here: only launch mode has a pppd to stop, and psutil costs start-up.
-            import psutil  # noqa: PLC0415
-
-            try:
-                proc = psutil.Process(self.pid)
-                procs = [proc, *proc.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                procs = []
-            for p in procs:
-                try:
-                    p.send_signal(sig)
-                except psutil.NoSuchProcess:
-                    pass
+            self.signaller(sig, True)
             try:
                 await asyncio.wait_for(self.process.wait(), grace)
             except TimeoutError:
                 log.warning("pppd did not end within %.0f s: killing it", grace)
-                _, alive = psutil.wait_procs(procs, timeout=0)
-                for p in alive:
-                    try:
-                        p.kill()
-                    except psutil.NoSuchProcess:
-                        pass
-                await self.process.wait()
+                self.signaller(signal.SIGKILL, True)
+                try:
+                    await asyncio.wait_for(self.process.wait(), grace)
+                except TimeoutError:
+                    # Only when nothing can reach pppd any more (the privileged part died).
+                    log.error("pppd (pid %d) is still running after SIGKILL", self.pid)
+        if self._escalation is not None:
+            self._escalation.cancel()
+            self._escalation = None
         self.close_fds()
         return self.process.returncode
 

@@ -35,6 +35,7 @@ from ..secrets import pppd_options
 from .keychannel import KeyChannel, keys_plugin_options, open_channel
 from .net import open_tcp, open_via_proxy, proxy_for
 from .pppd import PPPD_AUTH_FAILED, PPPD_NORMAL, Pppd, describe_exit, find_pppd
+from .privsep import Cleanup, Keeper
 from .tls import check_pins, describe_failure, make_context, server_hostname
 from .tunnel import Tunnel
 
@@ -54,11 +55,17 @@ class Session:
         password_lookup: PasswordLookup,
         *,
         drop_privileges: Callable[[str | None, str | None], None] | None = None,
+        privileged_cleanup: Cleanup | None = None,
         on_stage: Callable[..., None] | None = None,
     ) -> None:
         self.config = config
         #: Given by the caller (host/privileges.py): transport/ never imports host/.
         self._drop_privileges = drop_privileges
+        #: Launch mode, privileges dropped: what the privileged part does at the end (the
+        #: host undo), after pppd is gone and the key socket removed (see privsep.py).
+        self._privileged_cleanup = privileged_cleanup
+        #: The privileged part, once forked (launch mode with --priv-user/--priv-group).
+        self.keeper: Keeper | None = None
         #: ``on_stage(stage, **fields)`` at each stage reached ("tls", "sstp", "ppp",
         #: "binding"), for sstp-helper's status file; given by the caller too.
         self._on_stage = on_stage
@@ -118,7 +125,32 @@ class Session:
         self.stage("binding")
         pppd = self.config.pppd
         if self._drop_privileges is not None and (pppd.priv_user or pppd.priv_group):
-            self._drop_privileges(pppd.priv_user, pppd.priv_group)
+            try:
+                if self.pppd is not None:
+                    self.split_privileges(self.pppd)
+                self._drop_privileges(pppd.priv_user, pppd.priv_group)
+            except (SstpPppdError, OSError) as exc:
+                # Fail closed: no tunnel stays up as root after being asked not to be.
+                self.end(exc if isinstance(exc, SstpPppdError) else PppdError(str(exc)))
+
+    def split_privileges(self, pppd: Pppd) -> None:
+        """Launch mode: fork the privileged part that keeps pppd, before root is given up."""
+        keys = self.keys
+
+        def remove_key_socket(_outcome: object) -> None:
+            if keys is not None:
+                keys.hand_over_removal()()
+
+        cleanups: list[Cleanup] = [remove_key_socket]
+        if self._privileged_cleanup is not None:
+            cleanups.append(self._privileged_cleanup)
+        try:
+            self.keeper = Keeper.fork(pppd.pid, cleanups)
+        except OSError as exc:
+            raise PppdError(f"cannot start the privileged part: {exc.strerror or exc}") from exc
+        if keys is not None:
+            keys.hand_over_removal()  # the keeper removes it
+        pppd.signaller = self.keeper.signal
 
     def auth_failed(self, message: str) -> None:
         if self.auth_failure is None:  # the first cause wins
@@ -273,7 +305,8 @@ class Session:
         self.tunnel.expect_close()
         if self.pppd is not None and self.pppd.process.returncode is None:
             # pppd sends LCP Terminate through us and exits; supervise_pppd() goes on.
-            self.pppd.process.send_signal(signal.SIGTERM)
+            # A pppd that ignores it is killed after STOP_GRACE (Pppd.terminate).
+            self.pppd.terminate()
             return
         self.tunnel.disconnect()
 
