@@ -86,10 +86,21 @@ async def test_launch_mode_holds_the_server_frames_for_pppd(
             await s.accept_call()
             s.send(ACK + messages.encode_data(SERVER_LCP) + messages.encode_data(SECOND))
             assert await s.expect_data() == FAKE_LCP  # pppd is up and has spoken
-            await asyncio.sleep(0.5)
-            proc.send_signal(signal.SIGTERM)
             assert proc.stderr is not None
-            err = (await asyncio.wait_for(proc.stderr.read(), 20)).decode(errors="replace")
+            # Until the fake pppd has logged two frames (or 20 s): a fixed sleep lost
+            # the race on a loaded machine, and a frame not yet written is no loss.
+            lines: list[str] = []
+            loop = asyncio.get_running_loop()
+            until = loop.time() + 20
+            while sum(x.startswith("fake-pppd got") for x in lines) < 2:
+                left = until - loop.time()
+                line = await asyncio.wait_for(proc.stderr.readline(), max(left, 0.01))
+                if not line:
+                    break
+                lines.append(line.decode(errors="replace"))
+            proc.send_signal(signal.SIGTERM)
+            rest = (await asyncio.wait_for(proc.stderr.read(), 20)).decode(errors="replace")
+            err = "".join(lines) + rest
             await asyncio.wait_for(proc.wait(), 20)
         finally:
             if proc.returncode is None:
