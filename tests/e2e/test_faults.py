@@ -13,6 +13,12 @@ test_routes.py covers kill -9 of the transport (and of both) in launch mode with
 DNS, test_helper.py kill -9 of pppd and the transport under sstp-helper: not repeated here.
 Every connection name starts with ``faults-`` (peers files, ipparam, linkname), so what is
 ours is recognised by name.
+
+pppd 2.4.9 (Debian 12) fails every tenth MS-CHAPv2 login of a process: its response cache
+(chap_ms.c) stores the tenth response in entry 9 but searches only entries 0-8 from then on,
+so the server's Success is "MS-CHAPv2 mutual authentication failed." once per ten
+reconnects of a ``persist`` pppd. The transport ends that call cleanly (pppd terminated the
+link) and pppd's next attempt succeeds; the cycles below go through it twice.
 """
 
 from __future__ import annotations
@@ -36,6 +42,19 @@ EXIT_OK, EXIT_PPPD, EXIT_KEEPALIVE, EXIT_LOST = 0, 8, 9, 10
 KEY_DIR = "/run/sstpc"  # sstpc's /var/run/sstpc; /var/run is /run on Debian
 #: pppd's exit statuses when its line hangs up, or a signal stopped it (pppd(8)).
 PPPD_HANGUP, PPPD_SIGNAL = 16, 5
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _settled(lab: Lab) -> None:
+    """veth-cli's link-local address (and its route) appears once duplicate address
+    detection is done, a moment after boot: wait, or a "before" snapshot would miss it."""
+    lab.guest.sh(
+        "i=0; while [ $i -lt 100 ]; do "
+        "ip -6 route show table local | grep -q '^local fe80::.* dev veth-cli ' && "
+        '[ -z "$(ip -6 -o addr show tentative)" ] && exit 0; '
+        "sleep 0.1; i=$((i+1)); done; exit 1",
+        ns="cli",
+    )
 
 
 def key_socket(name: str) -> str:
@@ -195,52 +214,55 @@ def test_kill_9_of_pppd_in_launch_mode_then_the_next_start(
 
 # ----- 2. the link cut ---------------------------------------------------------------------
 
-#: The hello interval of the cut case; SSTP_FAULTS_HELLO=30 shows the bound catching a
-#: client that does not notice in time (the case then fails on it).
-HELLO = float(os.environ.get("SSTP_FAULTS_HELLO", "2"))
-#: After the second silent hello period the client ends: it hangs pppd's line up (pppd
-#: exits at once on the hang-up) and closes TLS, waiting at most 2 s for a close the dead
-#: link cannot complete (Tunnel.close_tls); then the interpreter exits. 1 s covers the
-#: pppd exit, the interpreter's exit and the UML guest's timer slack, measured below 0.5 s.
-CUT_MARGIN = 3.0
+#: The hello interval of the cut case.
+HELLO = 2.0
+#: What the client is given instead, to see the bound catch a client that notices too late:
+#: SSTP_FAULTS_CLIENT_HELLO=30 makes the case fail on the bound.
+CLIENT_HELLO = os.environ.get("SSTP_FAULTS_CLIENT_HELLO", f"{HELLO:g}")
+#: The client receives nothing from the cut on, so its last packet came before it and the
+#: keepalive gives up at most two hello periods after the cut. Then it hangs up pppd's line
+#: (pppd exits at once on the hang-up, and the client reaps it), drops TLS without a close
+#: exchange, and the interpreter exits: measured up to 1.0 s in the guest (its one slow CPU
+#: shared with the agent and sstpd). 2 s still catches the 2 s wait for a TLS close the dead
+#: link cannot complete, which this case found (6.97 s cut to exit, before the fix).
+CUT_MARGIN = 2.0
+BOUND = 2 * HELLO + CUT_MARGIN
 
 
 def test_link_cut_keepalive_ends_within_two_hello_periods(
     lab: Lab, case_dir: Path, sstp_server: SstpServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    hello = HELLO
     name = "faults-cut"
     before = snapshot(lab, name)
-    client = launch(lab, case_dir, "--ipparam", name, "--hello-interval", f"{hello:g}",
+    client = launch(lab, case_dir, "--ipparam", name, "--hello-interval", CLIENT_HELLO,
                     "--ca-cert", str(lab.certs.ca.cert))  # fmt: skip
     link = lab.wait_for_ppp(timeout=60, proc=client)
     sstp_server.wait_for_log("Crypto Binding is valid.", 15)
     assert lab.ping(link.peer, count=1).returncode == 0
+    loss = ["root", "netem", "loss", "100%"]
     try:
         # srv's side first: from then on the client receives nothing. The cut counts from
         # the moment tc returned (the agent's reap time, on the guest's clock).
-        cut = lab.guest.spawn(["tc", "qdisc", "add", "dev", "veth-srv", "root", "netem",
-                               "loss", "100%"], ns="srv")  # fmt: skip
+        cut = lab.guest.spawn(["tc", "qdisc", "add", "dev", "veth-srv", *loss], ns="srv")
         t_cut = exit_time(lab, cut)
         assert cut.wait(1).returncode == 0, cut.stderr
-        lab.guest.run(["tc", "qdisc", "add", "dev", "veth-cli", "root", "netem", "loss",
-                       "100%"], ns="cli", check=True)  # fmt: skip
+        lab.guest.run(["tc", "qdisc", "add", "dev", "veth-cli", *loss], ns="cli", check=True)
         try:
-            res = client.wait(2 * hello + CUT_MARGIN + 30)
+            res = client.wait(BOUND + 10)
         except TimeoutError:
             client.kill(signal.SIGKILL)
-            raise
+            pytest.fail(f"the client did not notice the cut within {BOUND + 10:g} s")
         elapsed = exit_time(lab, client) - t_cut
     finally:
         for ns, dev in (("srv", "veth-srv"), ("cli", "veth-cli")):
             lab.guest.run(["tc", "qdisc", "del", "dev", dev, "root"], ns=ns)
-    figure = f"keepalive: hello {hello:g} s, cut to exit {elapsed:.3f} s"
+    figure = f"keepalive: hello {CLIENT_HELLO} s, cut to exit {elapsed:.3f} s (bound {BOUND:g} s)"
     (case_dir / "keepalive.txt").write_text(figure + "\n")
     with capsys.disabled():
-        print(f"\n{figure} (bound {2 * hello + CUT_MARGIN:g} s)")
+        print(f"\n{figure}")
     assert res.returncode == EXIT_KEEPALIVE, res.stderr
-    assert "stopped answering" in one_error_line(res.stderr) or "echo" in one_error_line(res.stderr)
-    assert elapsed <= 2 * hello + CUT_MARGIN, f"cut to exit {elapsed:.2f} s"
+    assert "stopped answering" in one_error_line(res.stderr)
+    assert elapsed <= BOUND, figure
     assert lab.wait_for_no_ppp()
     assert ours(lab, name) == []
     assert snapshot(lab, name) == before
@@ -284,6 +306,10 @@ def test_server_restarted_mid_session(lab: Lab, case_dir: Path, sstp_server: Sst
 # ----- 4. persist: 20 reconnect cycles ---------------------------------------------------------
 
 CYCLES = 20
+#: RSS the transport may vary by between cycles: each cycle's transport is a fresh process
+#: doing the same work, so only allocator noise differs (measured: 12 KiB); 256 KiB still
+#: catches a per-cycle leak of anything the size of a buffer or a module.
+RSS_SPREAD_KIB = 256
 
 
 def figures(lab: Lab, pids: list[int]) -> dict[int, tuple[int, int]]:
@@ -296,50 +322,82 @@ def figures(lab: Lab, pids: list[int]) -> dict[int, tuple[int, int]]:
     return {int(out[i]): (int(out[i + 1]), int(out[i + 2])) for i in range(0, len(out), 3)}
 
 
+def next_link_up(lab: Lab, pppd: GuestProcess, log: Path, ups: int, case: Path) -> tuple[int, int]:
+    """Wait for pppd's next "remote IP address" (its log, read on the host; ``ups`` were
+    there before) with the binding valid at the server; returns the new count and how many
+    times sstpd had to be restarted on the way.
+
+    sstp-server 0.7.2 serves one session per process: when pppd comes back to the same
+    sstpd after a call that failed (pppd 2.4.9's MS-CHAPv2 bug, see the module's notes),
+    that sstpd is restarted, as the bed requires, instead of waiting out a second failure."""
+    restarts = 0
+    deadline = time.monotonic() + 90
+    while True:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        now = text.count("remote IP address")
+        if now > ups and lab.server.crypto_binding_valid:
+            return now, restarts
+        if lab.server.log.count("(CALL_CONNECT_REQUEST) received") > 1:
+            restarts += 1
+            lab.server.stop()
+            lab.server.start(case.with_name(f"{case.name}-retry{restarts}"))
+        assert pppd.poll() is None, pppd.stderr
+        assert time.monotonic() < deadline, "no link within 90 s"
+        time.sleep(0.1)
+
+
 def test_persist_reconnects_with_flat_resources(
     lab: Lab, case_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """pppd's ``persist`` brings the link back after each server restart, running a new
+    transport each time: the long-lived pppd and each transport hold the same fds, the
+    same processes run, and the transport's RSS does not grow."""
     name = "faults-persist"
     # maxfail 0: a restarting server refuses a connect or two, which must not end pppd.
     peers_file(lab, name, "persist", "holdoff", "1", "maxfail", "0", log_level=2)
     before = snapshot(lab, name)
+    log = case_dir / "client-pppd.log"
     lab.server.start(case_dir / "cycle-01")
-    pppd = lab.pppd_call(name, "logfile", str(case_dir / "client-pppd.log"), log_dir=case_dir)
-    rows: list[tuple[int, int, int, list[int], list[int], float]] = []
+    pppd = lab.pppd_call(name, "logfile", str(log), log_dir=case_dir)
+    rows: list[tuple[int, int, int, int, int, int, float, int, str]] = []
     try:
         t0 = time.monotonic()
+        ups = 0
         for cycle in range(1, CYCLES + 1):
-            lab.wait_for_ppp(timeout=60, proc=pppd)
-            lab.server.wait_for_log("Crypto Binding is valid.", 15)
+            ups, restarts = next_link_up(lab, pppd, log, ups, case_dir / f"cycle-{cycle:02d}")
             up = time.monotonic() - t0
+            lab.wait_for_ppp(timeout=10, proc=pppd)
             procs = ours(lab, name)
             transports = [p.pid for p in procs if any("sstp-pppd" in a for a in p.argv[:2])]
+            assert len(transports) == 1, procs  # one at a time: none left from before
             got = figures(lab, [pppd.pid, *transports])
-            rows.append((cycle, got[pppd.pid][0], len(procs),
-                         [got[t][0] for t in transports], [got[t][1] for t in transports],
-                         up))  # fmt: skip
-            lab.server.stop()
+            kinds = ",".join(sorted(Path(p.argv[0]).name for p in procs))
+            rows.append((cycle, got[pppd.pid][0], got[pppd.pid][1], len(procs),
+                         got[transports[0]][0], got[transports[0]][1], up, restarts,
+                         kinds))  # fmt: skip
+            lab.server.stop()  # sstpd and its pppd, by PID: the session ends at the server
             t0 = time.monotonic()
             assert lab.wait_for_no_ppp(timeout=30)
             if cycle < CYCLES:
                 lab.server.start(case_dir / f"cycle-{cycle + 1:02d}")
         res = pppd.stop(20)
     finally:
-        table = ["cycle  pppd-fds  procs  transport-fds  transport-RSS-KiB  up-s"]
-        table += [f"{c:5d}  {fd:8d}  {n:5d}  {tf!s:>13}  {tr!s:>17}  {up:4.1f}"
-                  for c, fd, n, tf, tr, up in rows]  # fmt: skip
+        table = ["cycle  pppd-fds  pppd-RSS-KiB  procs  transport-fds  transport-RSS-KiB"
+                 "  down-to-up-s  sstpd-restarts"]  # fmt: skip
+        table += [f"{c:5d}  {pf:8d}  {pr:12d}  {n:5d}  {tf:13d}  {tr:17d}  {up:12.1f}  {r:14d}"
+                  for c, pf, pr, n, tf, tr, up, r, _ in rows]  # fmt: skip
+        if rows:
+            table.append(f"processes: {rows[0][8]}")
         (case_dir / "cycles.txt").write_text("\n".join(table) + "\n")
         with capsys.disabled():
             print("\n" + "\n".join(table))
     assert res.returncode in (PPPD_SIGNAL, PPPD_HANGUP, EXIT_OK), res.returncode
     assert len(rows) == CYCLES
     steady = rows[1:]
-    assert all(len(r[3]) == 1 for r in rows), "exactly one transport at a time"
-    assert {r[1] for r in steady} == {steady[0][1]}, "pppd's fds changed"
-    assert {r[2] for r in steady} == {steady[0][2]}, "the process count changed"
-    assert {r[3][0] for r in steady} == {steady[0][3][0]}, "the transport's fds changed"
-    rss = [r[4][0] for r in steady]
-    assert max(rss) - min(rss) <= 1024, rss
+    for column, what in ((1, "pppd's fds"), (3, "the process count"), (4, "the transport's fds")):
+        assert len({r[column] for r in steady}) == 1, f"{what} changed: {[r[column] for r in rows]}"
+    rss = [r[5] for r in steady]
+    assert max(rss) - min(rss) <= RSS_SPREAD_KIB, rss
     assert lab.wait_for_no_ppp()
     assert ours(lab, name) == []
     assert snapshot(lab, name) == before
