@@ -91,6 +91,11 @@ class TlsLink(asyncio.Protocol):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
+    def abort(self) -> None:
+        """Drop the connection without the TLS close exchange (the peer is unreachable)."""
+        if self.transport is not None:
+            self.transport.abort()
+
     async def closed_wait(self, timeout: float) -> None:
         if self.transport is None:
             return  # never connected (the TLS handshake failed): nothing to wait for

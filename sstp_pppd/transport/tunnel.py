@@ -110,6 +110,7 @@ class Tunnel:
         self._trace_in = PacketTrace(log, "<-") if debug else None
         self._trace_out = PacketTrace(log, "->") if debug else None
         self._sstp_in = False  # the HTTP head is behind us: trace what comes in
+        self._server_silent = False  # the keepalive gave up: abort TLS, do not close it
 
     # ----- set-up ------------------------------------------------------------------------
 
@@ -260,13 +261,20 @@ class Tunnel:
                     log.log(NOTICE, "crypto binding accepted: the server passes IP traffic")
                 case CallEnded():
                     error = outcome_error(event)
+                    if event.outcome is Outcome.KEEPALIVE_EXPIRED:
+                        # The server does not answer: a TLS close would wait (up to the
+                        # 2 s of close_tls) for a close_notify that cannot come.
+                        self._server_silent = True
                     if error is None:
                         log.log(NOTICE, "%s", event.message)
                     else:
                         self.owner.end(error)
                 case ConnectionClosed():
                     if self.tls is not None:
-                        self.tls.close()
+                        if self._server_silent:
+                            self.tls.abort()
+                        else:
+                            self.tls.close()
                     self.owner.end(None)
                 case _:
                     assert_never(event)

@@ -456,6 +456,21 @@ async def test_silent_server_is_given_up_after_two_hello_periods(
 
 
 @asynctest
+async def test_unreachable_server_is_dropped_without_waiting_for_a_tls_close(
+    cert: ServerCert, password_file: Path
+) -> None:
+    """The link is cut (the server's side reads nothing, so no close_notify ever comes
+    back): given up after two hello periods, the client drops TLS at once rather than
+    wait 2 s for the close exchange (e2e: tests/e2e/test_faults.py)."""
+    async with connected(cert, password_file, "--hello-interval", "1") as (s, client):
+        s.writer.transport.pause_reading()
+        t0 = time.monotonic()
+        await fails(client, ExitCode.KEEPALIVE, "stopped answering")
+        ended = time.monotonic() - t0
+    assert ended < 2 + 1.3, ended  # waiting for the close would make it 4 s or more
+
+
+@asynctest
 async def test_answered_echo_keeps_the_session(cert: ServerCert, password_file: Path) -> None:
     async with connected(cert, password_file, "--hello-interval", "1") as (s, client):
         for _ in range(3):  # three periods, each echo answered: still up
