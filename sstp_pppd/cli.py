@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None, *, scrubbed: bool = True) -> int:
         out.write(f"sstp-pppd {__version__}\n")
         return 0
     # Deferred imports (see the module docstring).
-    from .errors import ConfigError, ExitCode, exit_code_of  # noqa: PLC0415
+    from .errors import ConfigError, ExitCode, PppdError, exit_code_of  # noqa: PLC0415
     from .options import help_text, parse_args  # noqa: PLC0415
     from .stopsignals import caught  # noqa: PLC0415
 
@@ -73,13 +73,17 @@ def main(argv: Sequence[str] | None = None, *, scrubbed: bool = True) -> int:
             return _stopped()
         config = build_config(parsed)
         check_pppd(config.pppd.path, launch=not config.nolaunchpppd)  # before connecting
+        if config.nolaunchpppd:
+            from .transport.ptyio import check_line  # noqa: PLC0415
+
+            check_line()  # stdin and stdout are pppd's line: open, usable, not hung up
         host = host_settings(config, parsed.values)
         if caught() is not None:
             return _stopped()
         setup_logging(config)
     except KeyboardInterrupt:
         return _stopped()  # an in-process caller that did not hold the signals
-    except ConfigError as exc:
+    except (ConfigError, PppdError) as exc:
         sys.stderr.write(f"sstp-pppd: {exc}\n")
         return exit_code_of(exc)
     except OSError as exc:
