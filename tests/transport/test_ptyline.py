@@ -284,3 +284,24 @@ async def test_epipe_on_a_stdout_pipe_mid_call_disconnects(
     finally:
         await client.aclose()
         await server.__aexit__(None, None, None)
+
+
+@asynctest
+async def test_pppd_hanging_up_before_the_call_is_up_is_exit_8(
+    cert: ServerCert, password_file: Path
+) -> None:
+    """EOF on the line after the request, before the ACK: pppd went before the tunnel was
+    up, which the man page gives exit 8 (it said "interrupted", exit 11, with no signal)."""
+    server, client = await piped_call(cert, password_file)
+    try:
+        s = await server.accept()
+        await s.read_request()
+        client.close_line()
+        code = await client.wait()
+        assert "Traceback" not in client.stderr
+        last = [x for x in client.stderr.splitlines() if x.strip()][-1]
+        assert code == ExitCode.PPPD, client.stderr
+        assert "pppd" in last, client.stderr
+    finally:
+        await client.aclose()
+        await server.__aexit__(None, None, None)
