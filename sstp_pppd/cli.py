@@ -48,10 +48,13 @@ def main(argv: Sequence[str] | None = None, *, scrubbed: bool = True) -> int:
         out.write(f"sstp-pppd {__version__}\n")
         return 0
     # Deferred imports (see the module docstring).
-    from .errors import ConfigError, ExitCode, exit_code_of  # noqa: PLC0415
+    from .errors import ConfigError, ExitCode, PppdError, exit_code_of  # noqa: PLC0415
     from .options import help_text, parse_args  # noqa: PLC0415
+    from .stopsignals import caught  # noqa: PLC0415
 
     try:
+        if caught() is not None:  # a signal during the imports (scrub.main noted it)
+            return _stopped()
         parsed = parse_args(args)
         # In pty mode stdout is pppd's line: even --help and --version go to stderr there.
         out = sys.stderr if parsed.values.get("nolaunchpppd") else sys.stdout
@@ -66,11 +69,21 @@ def main(argv: Sequence[str] | None = None, *, scrubbed: bool = True) -> int:
         from .logsetup import setup_logging  # noqa: PLC0415
         from .preflight import check_pppd  # noqa: PLC0415
 
+        if caught() is not None:
+            return _stopped()
         config = build_config(parsed)
         check_pppd(config.pppd.path, launch=not config.nolaunchpppd)  # before connecting
+        if config.nolaunchpppd:
+            from .transport.ptyio import check_line  # noqa: PLC0415
+
+            check_line()  # stdin and stdout are pppd's line: open, usable, not hung up
         host = host_settings(config, parsed.values)
+        if caught() is not None:
+            return _stopped()
         setup_logging(config)
-    except ConfigError as exc:
+    except KeyboardInterrupt:
+        return _stopped()  # an in-process caller that did not hold the signals
+    except (ConfigError, PppdError) as exc:
         sys.stderr.write(f"sstp-pppd: {exc}\n")
         return exit_code_of(exc)
     except OSError as exc:
@@ -84,6 +97,17 @@ def main(argv: Sequence[str] | None = None, *, scrubbed: bool = True) -> int:
     if not scrubbed:
         log.warning("could not scrub the password from the command line")
     return run(config, host)
+
+
+def _stopped() -> int:
+    """Interrupted before the log is set up: one line on stderr, exit 11."""
+    from .errors import ExitCode  # noqa: PLC0415
+    from .stopsignals import caught, signal_name  # noqa: PLC0415
+
+    signum = caught()
+    by = f" by {signal_name(signum)}" if signum is not None else ""
+    sys.stderr.write(f"sstp-pppd: interrupted{by}\n")
+    return ExitCode.INTERRUPTED
 
 
 def host_settings(config: Config, values: Mapping[str, object]) -> Connection | None:
@@ -103,15 +127,19 @@ def run(config: Config, host: Connection | None = None) -> int:
     from .errors import ExitCode, SstpPppdError, exit_code_of  # noqa: PLC0415
     from .logsetup import NOTICE  # noqa: PLC0415
     from .runsession import run_session  # noqa: PLC0415
+    from .stopsignals import caught, run_in_loop, signal_name  # noqa: PLC0415
 
     log = logging.getLogger(LOGGER)
     try:
-        asyncio.run(run_session(config, host))
+        # asyncio.run, with signals before and after the session's own handling
+        # (sstp_pppd/stopsignals.py): none kills the process in the middle of an undo.
+        run_in_loop(lambda: run_session(config, host))
     except (SstpPppdError, SstpError) as exc:
         log.error("%s", exc)
         return exit_code_of(exc)
-    except KeyboardInterrupt:
-        log.error("interrupted")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        signum = caught()
+        log.error("interrupted%s", f" by {signal_name(signum)}" if signum is not None else "")
         return ExitCode.INTERRUPTED
     except Exception as exc:
         log.debug("internal error", exc_info=True)
@@ -124,4 +152,7 @@ def run(config: Config, host: Connection | None = None) -> int:
 
 
 if __name__ == "__main__":
+    from .stopsignals import hold
+
+    hold()  # as scrub.main does, for ``python -m sstp_pppd.cli``
     sys.exit(main())

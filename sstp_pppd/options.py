@@ -324,9 +324,32 @@ def _lookup(name: str) -> OptionSpec:
     if len(matches) == 1:
         return matches[0]
     if matches:
+        # ``name`` is a prefix of option names here: nothing else can be in it.
         names = ", ".join(s.name for s in matches)
         raise ConfigError(f"option {name!r} is ambiguous ({names})")
-    raise ConfigError(f"unknown option {name!r} (see --help)")
+    raise ConfigError(f"unknown option {shown_option(name)} (see --help)")
+
+
+#: What an error message may repeat of an unknown option: the name's own characters.
+_OPTION_NAME = re.compile(r"--[A-Za-z0-9][A-Za-z0-9-]{0,39}")
+
+
+def shown_option(typed: str) -> str:
+    """An unknown ``--option`` as an error may show it: never the value typed with it.
+
+    ``--password:secret``, ``--pasword=secret`` (the ``=`` is split off before this),
+    ``--password@secret``, ``--passwordsecret``: the name is shown up to the first character
+    that cannot be in one, and a known option's name is shown without what was glued to
+    it; "..." says that something was left out.
+    """
+    match = _OPTION_NAME.match(typed)
+    name = match.group(0) if match else "--"
+    glued = [spec.name for spec in OPTIONS if name.startswith(spec.name) and name != spec.name]
+    if glued:
+        name = max(glued, key=len)  # "--passwordhunter2": a value glued to the option
+    if name == typed:
+        return f"'{name}'"
+    return f"'{name}...' (what follows the name is not shown)"
 
 
 #: Options that may be given more than once: their values are collected in a list.
@@ -375,8 +398,10 @@ def parse_args(argv: Sequence[str]) -> ParsedArgs:
             for letter in arg[1:]:
                 long_name = _SHORT.get(letter)
                 if long_name is None:
+                    # The letter only: the rest of the word may be a value ("-psecret").
+                    shown = letter if letter.isascii() and letter.isalnum() else "?"
                     raise ConfigError(
-                        f"unknown option '-{letter}' in {arg!r} "
+                        f"unknown option '-{shown}' "
                         "(pppd options that start with '-' go after '--')"
                     )
                 _store(values, _BY_NAME[long_name], True)

@@ -6,6 +6,8 @@ when the run has routes or DNS to manage (pyroute2 is heavy and never on the rel
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING
 
 from .errors import ExitCode, Interrupted, exit_code_of
@@ -82,22 +84,41 @@ async def run_session(config: Config, host: Connection | None) -> None:
     if proxy_url:
         p = parse_proxy_url(proxy_url)
         proxy = (p.host, p.port)
-    await apply_for_session(host, server=config.server.host, port=config.server.port, proxy=proxy)
+    applying = asyncio.ensure_future(
+        apply_for_session(host, server=config.server.host, port=config.server.port, proxy=proxy)
+    )
+    try:
+        await asyncio.shield(applying)
+        cancelled = False
+    except asyncio.CancelledError:
+        # A signal (sstp_pppd/stopsignals.py cancels once): let the pinning finish, then
+        # undo it below; were it cut short, a thread of it could run on past the undo.
+        cancelled = True
+        with contextlib.suppress(Exception):
+            await applying
+        if applying.exception() is not None:
+            raise  # it changed nothing (another run owns the connection...): nothing to undo
     error = None
     code: int | None = None
     # In pty mode pppd owns the life cycle, and a failed link must not open the kill switch.
     keep = config.nolaunchpppd
-    session = new_session(config, host)
+    session: Session | None = None
     try:
+        if cancelled:
+            raise asyncio.CancelledError
+        session = new_session(config, host)
         await session.run()
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
+        stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+        if stopped:
+            error = "interrupted"
         # sstp-helper up exits with this code (status.json last_exit_code).
-        code = ExitCode.INTERRUPTED if isinstance(exc, KeyboardInterrupt) else exit_code_of(exc)
-        keep = keep or not isinstance(exc, Interrupted | KeyboardInterrupt)
+        code = ExitCode.INTERRUPTED if stopped else exit_code_of(exc)
+        keep = keep or not (stopped or isinstance(exc, Interrupted))
         raise
     finally:
-        if session.keeper is not None:
+        if session is not None and session.keeper is not None:
             # Root was given up (launch mode): the privileged part undoes, once pppd is gone.
             await session.keeper.finish({"keep": keep, "error": error, "exit_code": code})
         else:

@@ -17,13 +17,14 @@ in place, byte for byte with the same length. What is scrubbed, wherever it is:
 
 from __future__ import annotations
 
-from .core.redact import password_span
-
 __all__ = ["scrub_process_argv", "secret_spans"]
 
 
 def secret_spans(args: list[bytes]) -> list[tuple[int, int, int]]:
     """``(index, start, end)`` of every secret in ``args`` (the raw command line)."""
+    # Here, not at the top: scrub.main's first line (the signals) comes before any import.
+    from .core.redact import password_span  # noqa: PLC0415
+
     spans: list[tuple[int, int, int]] = []
     whole_next = False
     for i, raw in enumerate(args):
@@ -82,19 +83,24 @@ def scrub_process_argv(proc: str = "/proc/self") -> bool:
 
 
 def main() -> int:
-    """The ``sstp-pppd`` console script: scrub first, then import the rest of the program.
+    """The ``sstp-pppd`` console script: signals and scrub first, then the rest of the program.
 
     Importing :mod:`sstp_pppd.cli` pulls in asyncio, ssl and cryptography (0.5 s and more
     on a busy machine); scrubbing before that keeps the password out of ps's view for
     that long. ``cli.main`` scrubs again (for callers that start there): it is idempotent.
+    Before even that, SIGINT/SIGTERM/SIGHUP are only noted (:mod:`.stopsignals`), so that
+    no signal can end the process with a traceback out of an import.
     """
+    from .stopsignals import caught, hold, signal_name  # noqa: PLC0415
+
+    hold()
     ok = scrub_process_argv()
-    try:
-        from .cli import main as cli_main  # noqa: PLC0415 (after the scrub, on purpose)
-    except KeyboardInterrupt:
-        # Ctrl-C during the imports: one line and the documented code, not a traceback.
+    from .cli import main as cli_main  # noqa: PLC0415 (after the scrub, on purpose)
+
+    signum = caught()
+    if signum is not None:
         import sys  # noqa: PLC0415
 
-        sys.stderr.write("sstp-pppd: interrupted\n")
+        sys.stderr.write(f"sstp-pppd: interrupted by {signal_name(signum)}\n")
         return 11  # ExitCode.INTERRUPTED (errors.py is not imported yet)
     return cli_main(scrubbed=ok)

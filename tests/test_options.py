@@ -317,7 +317,7 @@ def test_required_value_may_look_like_an_option() -> None:
     ("argv", "word"),
     [
         (["h", "--bogus"], "'--bogus'"),
-        (["h", "noauth", "--cert-warnings"], "'--cert-warnings'"),
+        (["h", "noauth", "--cert-warnings"], "'--cert-warn...'"),
         (["h", "noauth", "-detach"], "'-d'"),
         (["-am", "h"], "'-a'"),
         (["h", "--ca", "x"], "ambiguous"),

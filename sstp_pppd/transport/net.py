@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
+import threading
+from collections.abc import Callable
+from typing import Any
 
 from ..config import Config
 from ..core.handshake import ResponseParser, check_proxy_response, connect_request
@@ -15,22 +19,65 @@ from ..errors import ConfigError, HttpError, NetworkError
 log = logging.getLogger(__name__)
 
 
-async def resolve(host: str, port: int) -> list[tuple[int, tuple[str, int]]]:
-    """All (family, sockaddr) pairs for host:port, in the resolver's order."""
-    loop = asyncio.get_running_loop()
+#: A blocking resolver with socket.getaddrinfo's signature (tests give one that stalls).
+Resolver = Callable[..., list[tuple[Any, Any, Any, Any, Any]]]
+
+
+async def resolve(
+    host: str, port: int, timeout: float = 10.0, resolver: Resolver | None = None
+) -> list[tuple[int, tuple[str, int]]]:
+    """All (family, sockaddr) pairs for host:port, in the resolver's order.
+
+    The lookup runs in a thread of its own, a daemon, and is awaited for ``timeout``
+    seconds at most. Not in asyncio's executor (``loop.getaddrinfo``): a cancelled lookup
+    would go on blocking one of its threads, and asyncio.run waits for those at exit, so
+    a signal during a slow lookup would end the process only when the resolver gives up
+    (30 s and more with a dead DNS server). A daemon thread is simply left behind.
+    """
     for family in (socket.AF_INET, socket.AF_INET6):
         try:
             socket.inet_pton(family, host)
         except OSError:
             continue
-        # An address needs no resolver, nor the thread asyncio runs it in (memory).
+        # An address needs no resolver, nor a thread (memory).
         return [(int(family), (host, port))]
+    lookup = resolver or socket.getaddrinfo  # looked up now: tests may replace it
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[list[tuple[Any, Any, Any, Any, Any]]] = loop.create_future()
+
+    def settle(
+        result: list[tuple[Any, Any, Any, Any, Any]] | None, exc: BaseException | None
+    ) -> None:
+        if answer.done():
+            return  # timed out or cancelled meanwhile
+        if exc is not None:
+            answer.set_exception(exc)
+        else:
+            answer.set_result(result or [])
+
+    def work() -> None:
+        try:
+            result = lookup(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        except Exception as exc:  # noqa: BLE001 (handed to the loop, which decides)
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(settle, None, exc)
+            return
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=work, name=f"resolve {host}", daemon=True).start()
     try:
-        infos = await loop.getaddrinfo(
-            host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-        )
+        infos = await asyncio.wait_for(answer, timeout)
+    except TimeoutError:
+        raise NetworkError(
+            f"cannot resolve {host!r}: no answer within {timeout:g} s (--connect-timeout)"
+        ) from None
     except socket.gaierror as exc:
         raise NetworkError(f"cannot resolve {host!r}: {exc.strerror}") from exc
+    except OSError as exc:
+        raise NetworkError(f"cannot resolve {host!r}: {exc.strerror or exc}") from exc
+    except UnicodeError:  # IDNA: an empty or over-long label
+        raise NetworkError(f"cannot resolve {host!r}: not a valid host name") from None
     seen: list[tuple[int, tuple[str, int]]] = []
     for family, _type, _proto, _canon, addr in infos:
         pair = (int(family), (str(addr[0]), int(addr[1])))
@@ -39,11 +86,13 @@ async def resolve(host: str, port: int) -> list[tuple[int, tuple[str, int]]]:
     return seen
 
 
-async def open_tcp(host: str, port: int, timeout: float) -> socket.socket:
+async def open_tcp(
+    host: str, port: int, timeout: float, resolver: Resolver | None = None
+) -> socket.socket:
     """A connected non-blocking socket to the first address of ``host`` that answers."""
     loop = asyncio.get_running_loop()
     failures = []
-    for family, addr in await resolve(host, port):
+    for family, addr in await resolve(host, port, timeout, resolver):
         sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setblocking(False)
         try:

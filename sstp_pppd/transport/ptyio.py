@@ -9,8 +9,51 @@ then delivers them at once: one decode, one TLS record and one ``send`` per batc
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
+import select
+import stat
 from collections.abc import Callable
+
+from ..errors import ConfigError, PppdError
+
+#: /dev/null (major 1, minor 3 on Linux): a line that reads nothing and swallows all.
+_DEV_NULL = (1, 3)
+
+
+def check_line(read_fd: int = 0, write_fd: int = 1) -> None:
+    """pty mode, before connecting: pppd's line is on ``read_fd`` and ``write_fd``.
+
+    A descriptor that is closed, /dev/null, a file, or open the wrong way is how we were
+    started, not something pppd did: a usage error (exit 2), before any traffic. A line
+    that is already hung up (a pty whose master is closed, a pipe without its other end)
+    is pppd gone before the tunnel was up: exit 8, as for launch mode.
+    """
+    poller = select.poll()
+    for fd, name, want, event in (
+        (read_fd, "standard input", os.O_RDONLY, select.POLLIN),
+        (write_fd, "standard output", os.O_WRONLY, select.POLLOUT),
+    ):
+        where = f"pty mode (--nolaunchpppd) needs pppd's line on {name}"
+        try:
+            st = os.fstat(fd)
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError:
+            raise ConfigError(f"{where}, which is closed") from None
+        if stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) == _DEV_NULL:
+            raise ConfigError(f"{where}, which is /dev/null")
+        if not (stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode)):
+            raise ConfigError(f"{where}, which is a file (pppd's pty option gives a pty)")
+        if flags & os.O_ACCMODE not in (want, os.O_RDWR):
+            way = "reading" if want == os.O_RDONLY else "writing"
+            raise ConfigError(f"{where}, which is not open for {way}")
+        poller.register(fd, event)
+    hung_up = select.POLLHUP | select.POLLERR | select.POLLNVAL
+    for fd, revents in poller.poll(0):
+        if revents & hung_up:
+            name = "standard input" if fd == read_fd else "standard output"
+            raise PppdError(f"pppd's line ({name}) is hung up already: pppd is gone")
+
 
 #: Bytes gathered per batch before they are handed on (then the loop runs once more).
 BATCH_LIMIT = 64 * 1024

@@ -159,6 +159,9 @@ class Session:
     def pppd_gone(self) -> None:
         if not self.stopping:
             log.info("pppd ended the link")
+            if self.config.nolaunchpppd and not self.acked.is_set():
+                # pty mode, before the ACK: exit 8, not race()'s "interrupted" (no signal).
+                self.record(PppdError("pppd hung up its line before the call was accepted"))
         self.shutdown()
 
     # ----- the life cycle ------------------------------------------------------------------
