@@ -102,12 +102,12 @@ async def run_session(config: Config, host: Connection | None) -> None:
     code: int | None = None
     # In pty mode pppd owns the life cycle, and a failed link must not open the kill switch.
     keep = config.nolaunchpppd
-    session: Session | None = None
+    made: Session | None = None
     try:
         if cancelled:
             raise asyncio.CancelledError
-        session = new_session(config, host)
-        await session.run()
+        made = new_session(config, host)
+        await made.run()
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
         stopped = isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
@@ -118,8 +118,8 @@ async def run_session(config: Config, host: Connection | None) -> None:
         keep = keep or not (stopped or isinstance(exc, Interrupted))
         raise
     finally:
-        if session is not None and session.keeper is not None:
+        if made is not None and made.keeper is not None:
             # Root was given up (launch mode): the privileged part undoes, once pppd is gone.
-            await session.keeper.finish({"keep": keep, "error": error, "exit_code": code})
+            await made.keeper.finish({"keep": keep, "error": error, "exit_code": code})
         else:
             await undo_for_session(host, keep_kill_switch=keep, error=error, exit_code=code)
