@@ -207,7 +207,8 @@ class Tunnel:
         data = self.client.data_to_send()
         if data and self.tls is not None:
             self.tls.write(data)
-            if self._trace_out is not None:
+            # Before the HTTP 200 all that goes out is the HTTP request: no SSTP to decode.
+            if self._trace_out is not None and self._sstp_in:
                 self._trace_out.feed(data)
         deadline = self.client.next_deadline()
         if deadline == self._deadline:

@@ -396,6 +396,17 @@ async def test_mschapv2_binding_and_clean_end_on_pppd_eof(
 
 
 @asynctest
+async def test_trace_at_level_6_decodes_only_sstp(cert: ServerCert, password_file: Path) -> None:
+    """The HTTP request that opens the stream is no SSTP packet: the trace starts after it."""
+    async with connected(cert, password_file, "--log-level", "6") as (s, client):
+        client.close_line()
+        await disconnect_acked(s, client)
+    assert "undecodable" not in client.stderr, client.stderr
+    sent = [line for line in client.stderr.splitlines() if line.startswith("sstp-pppd: -> ")]
+    assert "CALL_CONNECT_REQUEST" in sent[0], client.stderr
+
+
+@asynctest
 async def test_pap_binds_with_a_zero_hlak_and_sha1(cert: ServerCert, password_file: Path) -> None:
     async with connected(cert, password_file, pap=True) as (s, client):
         client.close_line()
