@@ -138,7 +138,8 @@ class Session:
                 self.tunnel.tls_protocol,
                 sock=sock,
                 ssl=ctx,
-                server_hostname=server_hostname(cfg),
+                # bytes are fine for ssl (typeshed says str): see server_hostname().
+                server_hostname=server_hostname(cfg),  # type: ignore[arg-type]
                 ssl_handshake_timeout=cfg.connect_timeout,
             )
         except (OSError, TimeoutError) as exc:

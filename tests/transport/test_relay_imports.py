@@ -31,6 +31,7 @@ HEAVY = (
     "shutil",  # which(pppd): launch mode
     "logging.handlers",  # pickle, queue, threading...: only for syslog
     "concurrent.futures.thread",  # asyncio's default executor (a thread, a malloc arena)
+    "encodings.idna",  # ssl's for a str server_hostname (stringprep, unicodedata)
     "email",
     "http",
     "multiprocessing",
