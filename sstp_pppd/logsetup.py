@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import os
 import socket
 import sys
@@ -67,9 +66,7 @@ def setup_logging(config: Config) -> None:
         address = config.log.syslog if isinstance(config.log.syslog, str) else SYSLOG_SOCKET
         problem = syslog_problem(address)
         if problem is None:
-            sh: logging.Handler = _SysLogHandler(
-                address=address, facility=logging.handlers.SysLogHandler.LOG_DAEMON
-            )
+            sh = _syslog_handler(address)
             sh.setFormatter(
                 logging.Formatter(f"{config.log.ident}[%(process)d]: {where}%(message)s")
             )
@@ -113,14 +110,21 @@ def syslog_problem(address: str) -> str | None:
     return last.strerror if last is not None and last.strerror else str(last)
 
 
-class _SysLogHandler(logging.handlers.SysLogHandler):
-    """Syslog that, if the daemon goes away later, says so once instead of a traceback
-    per record (logging's default handleError)."""
+def _syslog_handler(address: str) -> logging.Handler:
+    """A syslog handler on ``address``; logging.handlers (with pickle, queue...) is
+    imported only here, for runs that log to syslog."""
+    import logging.handlers  # noqa: PLC0415
 
-    _failed = False
+    class _SysLogHandler(logging.handlers.SysLogHandler):
+        """Syslog that, if the daemon goes away later, says so once instead of a traceback
+        per record (logging's default handleError)."""
 
-    def handleError(self, record: logging.LogRecord) -> None:
-        if not self._failed:
-            self._failed = True
-            exc = sys.exc_info()[1]
-            sys.stderr.write(f"sstp-pppd: syslog at {self.address} failed: {exc}\n")
+        _failed = False
+
+        def handleError(self, record: logging.LogRecord) -> None:
+            if not self._failed:
+                self._failed = True
+                exc = sys.exc_info()[1]
+                sys.stderr.write(f"sstp-pppd: syslog at {self.address} failed: {exc}\n")
+
+    return _SysLogHandler(address=address, facility=logging.handlers.SysLogHandler.LOG_DAEMON)

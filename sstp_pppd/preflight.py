@@ -11,7 +11,6 @@ from __future__ import annotations
 import grp
 import os
 import pwd
-import shutil
 from collections.abc import Mapping
 
 from .errors import ConfigError
@@ -84,6 +83,8 @@ def check_pppd(pppd: str | None, *, launch: bool) -> None:
     find_pppd chooses it: --pppd, else pppd on PATH, else /usr/sbin/pppd)."""
     if not launch:
         return
+    import shutil  # noqa: PLC0415 (launch mode only: shutil pulls in bz2, lzma...)
+
     path = pppd or shutil.which("pppd") or "/usr/sbin/pppd"
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         raise ConfigError(

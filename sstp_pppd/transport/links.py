@@ -19,6 +19,13 @@ __all__ = ["HIGH_WATER", "LOW_WATER", "PppdSide", "PtyLink", "Reader", "ServerSi
 #: Write-buffer limits: large enough to batch, small enough to bound memory per direction.
 HIGH_WATER = 256 * 1024
 LOW_WATER = 64 * 1024
+#: pppd's line takes a few KiB per write: a smaller buffer there batches as well, and
+#: pauses the TLS reads (and what they allocate) sooner.
+PTY_HIGH_WATER = 64 * 1024
+PTY_LOW_WATER = 16 * 1024
+#: What one TLS read may bring: asyncio's SSL layer reads into this one reused buffer
+#: (its own default: a new bytes per record, joined into up to 256 KiB per wakeup).
+TLS_READ_SIZE = 64 * 1024
 
 
 class ServerSide(Protocol):
@@ -42,11 +49,16 @@ class Reader(Protocol):
     def resume_reading(self) -> None: ...
 
 
-class TlsLink(asyncio.Protocol):
-    """The TLS connection to the server."""
+class TlsLink(asyncio.BufferedProtocol):
+    """The TLS connection to the server.
+
+    A buffered protocol: decrypted bytes land in one preallocated buffer (no bytes per
+    TLS record, no join), and a batch stays small enough for the caches and for memory.
+    """
 
     def __init__(self, owner: ServerSide) -> None:
         self.owner = owner
+        self._buffer = memoryview(bytearray(TLS_READ_SIZE))
         #: Paused while this link cannot write fast enough (the pty link, once open).
         self.peer: Reader | None = None
         self.transport: asyncio.Transport | None = None
@@ -56,8 +68,13 @@ class TlsLink(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         self.transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)  # type: ignore[union-attr]
 
-    def data_received(self, data: bytes) -> None:
-        self.owner.from_server(data)
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._buffer
+
+    def buffer_updated(self, nbytes: int) -> None:
+        # A copy: the core may keep part of it (an unfinished packet), and the buffer is
+        # written again by the next read.
+        self.owner.from_server(self._buffer[:nbytes].tobytes())
 
     def eof_received(self) -> bool | None:
         return None
@@ -141,7 +158,7 @@ class PtyLink:
         loop = asyncio.get_running_loop()
         wfile: Any = os.fdopen(write_fd, "wb", buffering=0)
         self.writer, _ = await loop.connect_write_pipe(lambda: _PtyWriter(self), wfile)
-        self.writer.set_write_buffer_limits(HIGH_WATER, LOW_WATER)
+        self.writer.set_write_buffer_limits(PTY_HIGH_WATER, PTY_LOW_WATER)
         # A pty read gives about 4 KiB: BatchReader drains the line per wakeup instead,
         # so the relay decodes, encrypts and sends once per batch.
         self.reader = BatchReader(loop, read_fd, self.owner.from_pppd, self._eof)

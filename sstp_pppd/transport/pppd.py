@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import signal
-import tty
 from collections.abc import Callable
 
 from ..errors import PppdError
@@ -82,6 +80,8 @@ def find_pppd(explicit: str | None) -> str:
     """The pppd to run: --pppd, else pppd on PATH, else /usr/sbin/pppd."""
     if explicit:
         return explicit
+    import shutil  # noqa: PLC0415 (launch mode only, and shutil is not light)
+
     return shutil.which("pppd") or "/usr/sbin/pppd"
 
 
@@ -91,6 +91,8 @@ def open_pty() -> tuple[int, int, str]:
     The slave is made raw before pppd opens it, so nothing we write early is echoed back
     by the line discipline (a peer that reads its own LCP request rejects it).
     """
+    import tty  # noqa: PLC0415 (launch mode only)
+
     master, slave = os.openpty()
     tty.setraw(slave)
     os.set_inheritable(master, False)

@@ -13,14 +13,13 @@ import contextlib
 import logging
 import os
 import signal
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from ..config import Config
 from ..core.client import KEY_WAIT, ClientConnection
 from ..core.errors import SstpError
-from ..core.handshake import new_correlation_id
+from ..core.handshake import random_correlation_id
 from ..core.pppwatch import PasswordLookup
 from ..errors import (
     AuthenticationError,
@@ -70,7 +69,7 @@ class Session:
         #: "binding"), for sstp-helper's status file; given by the caller too.
         self._on_stage = on_stage
         self.loop = asyncio.get_running_loop()
-        self.correlation_id = config.correlation_id or new_correlation_id(uuid.uuid4())
+        self.correlation_id = config.correlation_id or random_correlation_id(os.urandom(16))
         self.client = ClientConnection(
             host=config.tls.name,
             correlation_id=self.correlation_id,
@@ -175,7 +174,8 @@ class Session:
                 self.tunnel.tls_protocol,
                 sock=sock,
                 ssl=ctx,
-                server_hostname=server_hostname(cfg),
+                # bytes are fine for ssl (typeshed says str): see server_hostname().
+                server_hostname=server_hostname(cfg),  # type: ignore[arg-type]
                 ssl_handshake_timeout=cfg.connect_timeout,
             )
         except (OSError, TimeoutError) as exc:

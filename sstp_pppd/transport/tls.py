@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import os
 import re
 import ssl
@@ -70,12 +69,15 @@ def load_crls_only(ctx: ssl.SSLContext, crl_file: str | None, crl_path: str | No
         os.close(fd)
 
 
-def server_hostname(config: Config) -> str:
+def server_hostname(config: Config) -> str | bytes:
     """The name given to ssl: it is checked against the certificate and sent as SNI.
 
     Python sends no SNI for an address, which is right: RFC 6066 forbids addresses in SNI.
+    An ASCII name goes as bytes: ssl runs a str, even an address, through the "idna"
+    codec, whose import (stringprep, unicodedata) costs start-up time and memory.
     """
-    return config.tls.name
+    name = config.tls.name
+    return name.encode("ascii") if name.isascii() else name
 
 
 def check_pins(der: bytes, pins: tuple[Pin, ...]) -> None:
@@ -158,6 +160,8 @@ def describe_failure(exc: BaseException, config: Config) -> str:
 
 
 def _is_address(name: str) -> bool:
+    import ipaddress  # noqa: PLC0415 (error messages only)
+
     try:
         ipaddress.ip_address(name)
     except ValueError:

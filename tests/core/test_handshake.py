@@ -21,6 +21,7 @@ from sstp_pppd.core.handshake import (
     connect_request,
     new_correlation_id,
     normalize_correlation_id,
+    random_correlation_id,
     sstp_request,
 )
 from sstp_pppd.core.proxy import ProxyConfig, parse_proxy_url, proxy_from_environment
@@ -109,6 +110,19 @@ def test_sstp_request_host_forms(host: str, header: bytes) -> None:
 def test_sstp_request_rejects_bad_host(host: str) -> None:
     with pytest.raises(ValueError):
         sstp_request(host, GUID)
+
+
+@given(st.binary(min_size=16, max_size=16))
+def test_random_correlation_id_is_uuid4s_form(random16: bytes) -> None:
+    got = random_correlation_id(random16)
+    expected = uuid.UUID(bytes=random16, version=4)
+    assert got == new_correlation_id(expected)
+    assert normalize_correlation_id(got) == got
+
+
+def test_random_correlation_id_needs_16_bytes() -> None:
+    with pytest.raises(ValueError):
+        random_correlation_id(bytes(15))
 
 
 def test_correlation_id_forms() -> None:
