@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import logging.handlers
 import os
 import select
 import signal
@@ -60,8 +59,11 @@ def _log_fds() -> set[int]:
     for name in ("sstp_pppd", ""):
         for h in logging.getLogger(name).handlers:
             with contextlib.suppress(AttributeError, ValueError, OSError):
-                if isinstance(h, logging.handlers.SysLogHandler):
-                    fds.add(getattr(h, "socket").fileno())  # noqa: B009 (not in the stubs)
+                # A SysLogHandler's socket, found by name: importing logging.handlers to
+                # test the class would load it (pickle, queue...) on every run.
+                sock = getattr(h, "socket", None)
+                if sock is not None and hasattr(sock, "fileno"):
+                    fds.add(sock.fileno())
                 elif isinstance(h, logging.StreamHandler):
                     fds.add(h.stream.fileno())
     return {fd for fd in fds if fd >= 0}
