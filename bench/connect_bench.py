@@ -72,6 +72,15 @@ PACKET = re.compile(
     r"\b(sent|rcvd) \[((?:LCP|IPCP|IPV6CP|CHAP) "
     r"(?:ConfReq|ConfAck|ConfNak|ConfRej|Challenge|Response|Success|Failure)\b[^\]]*)\]"
 )
+#: sstpd -v 5: "DEBUG: [...] sstp => pppd (24 bytes)." then "VERBOSE: [...] ff03c021...".
+SSTPD_FRAME = re.compile(
+    r"^(\S+ \S+) DEBUG: .*?(sstp => pppd|pppd => sstp) \(\d+ bytes\)\.?\n"
+    r"\S+ \S+ VERBOSE: \[[^\]]*\] ([0-9a-f]+)$",
+    re.MULTILINE,
+)
+PROTOCOLS = {0xC021: "LCP", 0x8021: "IPCP", 0x8057: "IPV6CP", 0xC223: "CHAP"}
+CODES = {"CHAP": ("Challenge", "Response", "Success", "Failure")}
+CONF_CODES = ("ConfReq", "ConfAck", "ConfNak", "ConfRej")
 T0 = time.monotonic()
 
 
@@ -100,6 +109,9 @@ class Connect:
     client_lcp_requests: int = 0
     #: The first set-up packet in the server pppd's log ("sent [LCP ConfReq ..." if first).
     server_first: str = ""
+    #: --verbose: where each lost frame went missing (:func:`locate`), and when sstpd's
+    #: pppd process had started (its "Resume producing").
+    where_lost: list[str] = dataclasses.field(default_factory=list)
 
 
 def packets(log: str) -> tuple[list[str], list[str]]:
@@ -109,6 +121,58 @@ def packets(log: str) -> tuple[list[str], list[str]]:
     for m in PACKET.finditer(log):
         (sent if m.group(1) == "sent" else rcvd).append(m.group(2))
     return sent, rcvd
+
+
+def key(packet: str) -> str:
+    """ "LCP ConfReq id=0x1" of a pppd debug line's packet."""
+    return " ".join(packet.split()[:3])
+
+
+def frame_key(frame: bytes) -> str | None:
+    """The :func:`key` of a PPP frame as sstpd logs it (FF 03 optional), None if not set-up."""
+    if frame[:2] == b"\xff\x03":
+        frame = frame[2:]
+    if len(frame) < 4:
+        return None
+    proto = PROTOCOLS.get(int.from_bytes(frame[:2], "big"))
+    codes = CODES.get(proto or "", CONF_CODES)
+    if proto is None or not 1 <= frame[2] <= len(codes):
+        return None
+    return f"{proto} {codes[frame[2] - 1]} id=0x{frame[3]:x}"
+
+
+def sstpd_frames(log: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(from the client, from its pppd): (time, key) of the set-up frames sstpd relayed."""
+    to_pppd: list[tuple[str, str]] = []
+    from_pppd: list[tuple[str, str]] = []
+    for m in SSTPD_FRAME.finditer(log):
+        k = frame_key(bytes.fromhex(m.group(3)))
+        if k is not None:
+            (to_pppd if m.group(2) == "sstp => pppd" else from_pppd).append((m.group(1), k))
+    return to_pppd, from_pppd
+
+
+def locate(
+    sent: list[str], relayed: list[tuple[str, str]], rcvd: list[str], ends: tuple[str, str]
+) -> list[str]:
+    """Where the frames of one direction went missing, sstpd being the witness between.
+
+    A pppd retransmits a request with the same id, so counts per key: of ``n`` sent,
+    ``r`` relayed by sstpd and ``m`` received, ``n - r`` were lost on the sender's side
+    (its client, or sstpd's pppd before sstpd read it) and ``r - m`` on the receiver's."""
+    n, m = collections.Counter(map(key, sent)), collections.Counter(map(key, rcvd))
+    r = collections.Counter(k for _, k in relayed)
+    out = []
+    for k in n:
+        if n[k] <= m[k]:
+            continue
+        times = ", ".join(t[11:] for t, kk in relayed if kk == k) or "never"
+        out.append(
+            f"{k}: {ends[0]} pppd sent {n[k]}, sstpd relayed {r[k]} ({times}), "
+            f"{ends[1]} pppd received {m[k]}: lost {max(n[k] - r[k], 0)} on the {ends[0]}'s "
+            f"side, {max(r[k] - m[k], 0)} on the {ends[1]}'s"
+        )
+    return out
 
 
 def unmatched(sent: list[str], rcvd: list[str]) -> tuple[list[str], list[str]]:
@@ -212,6 +276,13 @@ class Bench:
         c.client_lcp_requests = sum(p.startswith("LCP ConfReq") for p in c_sent)
         first = PACKET.search(server_log)
         c.server_first = first.group(0) if first else ""
+        if self.args.verbose and (c.lost_to_client or c.lost_to_server):
+            log = self.lab.server.log
+            to_pppd, from_pppd = sstpd_frames(log)
+            c.where_lost = locate(c_sent, to_pppd, s_rcvd, ("client", "server"))
+            c.where_lost += locate(s_sent, from_pppd, c_rcvd, ("server", "client"))
+            up = re.search(r"^\S+ (\S+) DEBUG: .*Resume producing", log, re.MULTILINE)
+            c.where_lost.append(f"sstpd's pppd process started {up.group(1) if up else '?'}")
 
     def end(self, proc: GuestProcess) -> None:
         """Stop the client (or its pppd), then sstpd and its pppd, then what is left."""
@@ -287,6 +358,7 @@ def losses(results: list[Connect]) -> list[str]:
                 out.append(
                     f"{c.client} {c.mode} {c.server} #{c.index}: {what}: [{frame}] ({c.case})"
                 )
+        out += [f"    {where}" for where in c.where_lost]
     return out
 
 
