@@ -23,6 +23,7 @@ import argparse
 import datetime
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -42,7 +43,14 @@ MARKERS = {"sstpc": "o", "sstp-pppd": "s"}
 
 def run(argv: list[str]) -> int:
     print(f"\n$ {' '.join(argv)}", flush=True)
-    return subprocess.run(argv, check=False).returncode
+    child = subprocess.Popen(argv)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:
+        # SIGTERM or ^C: the child ends too (connect_bench then powers its guest off).
+        child.terminate()
+        child.wait(60)
+        raise
 
 
 def native_table(runs: list[dict[str, Any]]) -> str:
@@ -169,4 +177,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     sys.exit(main())
