@@ -92,6 +92,7 @@ def plot(native: list[dict[str, Any]], connects: list[dict[str, Any]], path: Pat
                 if pts:
                     ax.plot(*zip(*pts, strict=True), marker=MARKERS[client], label=client)
             ax.set_ylim(bottom=0)
+            ax.set_xticks(sorted({r["round"] for r in native}))
             ax.set_xlabel("round")
             ax.set_ylabel(label)
             ax.set_title(f"native {mix}, {arrow}", fontsize="small")
@@ -134,7 +135,13 @@ def main() -> int:
     ap.add_argument("--skip-native", action="store_true")
     ap.add_argument("--skip-connect", action="store_true")
     ap.add_argument("--plot", type=Path, default=BENCH / "bench.png")
+    ap.add_argument("--from", dest="source", type=Path,
+                    help="no runs: tables and plot from a run's summary.json")  # fmt: skip
     args = ap.parse_args()
+    if args.source is not None:
+        saved = json.loads(args.source.read_text())
+        report(saved["native"], saved["connects"], args.plot)
+        return 0
     if args.quick:
         args.rounds, args.mbytes, args.connects = 1, 16, 5
     out = REPO / ".e2e" / "runs" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -161,19 +168,23 @@ def main() -> int:
                 connects += json.loads(cjson.read_text())["connects"]
     load1 = os.getloadavg()
     print(f"\n# summary; load at the start {load0[0]:.2f}, at the end {load1[0]:.2f}")
+    (out / "summary.json").write_text(json.dumps({"native": native, "connects": connects}))
+    report(native, connects, args.plot)
+    return 0
+
+
+def report(native: list[dict[str, Any]], connects: list[dict[str, Any]], path: Path) -> None:
     if native:
         print("\nnative relay (medians over rounds; ratio = sstp-pppd / sstpc)\n")
         print(native_table(native))
     if connects:
         results = [connect_bench.Connect(**c) for c in connects]
-        print(f"\nconnect time in UML, start -> address on ppp0 (medians of {args.connects})\n")
+        print("\nconnect time in UML, start -> address on ppp0 (medians)\n")
         print(connect_bench.table(connect_bench.summary(results)))
         for line in connect_bench.losses(results):
             print("  " + line)
-    (out / "summary.json").write_text(json.dumps({"native": native, "connects": connects}))
-    if plot(native, connects, args.plot):
-        print(f"\nplot: {args.plot}")
-    return 0
+    if plot(native, connects, path):
+        print(f"\nplot: {path}")
 
 
 if __name__ == "__main__":
