@@ -12,6 +12,9 @@ from .trace import FRAMES, HEXDUMP
 
 NOTICE = 25
 logging.addLevelName(NOTICE, "NOTICE")
+# --log-level 5 and 6: named, or they print as "Level 7" and "Level 5".
+logging.addLevelName(FRAMES, "FRAMES")
+logging.addLevelName(HEXDUMP, "HEXDUMP")
 #: sstpc's --log-level 0..6 mapped onto logging levels. 2 shows the stages of a connection.
 LOG_LEVELS = (logging.ERROR, logging.WARNING, NOTICE, logging.INFO, logging.DEBUG, FRAMES, HEXDUMP)
 DEFAULT_LOG_FILE = "/var/log/sstp-pppd.log"

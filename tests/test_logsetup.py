@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sstp_pppd.config import Config, LogConfig, TlsConfig
-from sstp_pppd.logsetup import setup_logging, syslog_problem
+from sstp_pppd.logsetup import LOG_LEVELS, setup_logging, syslog_problem
 from sstp_pppd.options import Server
 
 
@@ -111,3 +111,9 @@ def test_syslog_lost_later_says_so_once(tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert "Logging error" not in err and "Traceback" not in err
     assert err.count("syslog at") <= 1
+
+
+def test_every_log_level_has_a_name() -> None:
+    """--log-level 0..6 each print a level name, never "Level 7"."""
+    for level in LOG_LEVELS:
+        assert not logging.getLevelName(level).startswith("Level "), level
