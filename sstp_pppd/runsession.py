@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 from typing import TYPE_CHECKING
 
-from .errors import ExitCode, Interrupted, exit_code_of
+from .errors import ExitCode, Interrupted, NetworkError, exit_code_of
 from .host.privileges import drop_privileges
 from .secrets import password_lookup
 from .transport.session import Session
@@ -65,6 +65,17 @@ def _undo_by_keeper(host: Connection) -> Callable[[Mapping[str, object] | None],
     return undo
 
 
+async def _addresses(host: str, port: int) -> list[str]:
+    """The server's (or proxy's) addresses for the route pin, by the transport's resolver."""
+    from .transport.net import resolve  # noqa: PLC0415
+
+    try:
+        pairs = await resolve(host, port)
+    except NetworkError:
+        return []  # the connect that follows reports it
+    return list(dict.fromkeys(addr[0] for _family, addr in pairs))
+
+
 async def run_session(config: Config, host: Connection | None) -> None:
     """Run the session; with host settings, between the server route and the undo."""
     if host is None:
@@ -85,8 +96,11 @@ async def run_session(config: Config, host: Connection | None) -> None:
         p = parse_proxy_url(proxy_url)
         proxy = (p.host, p.port)
     applying = asyncio.ensure_future(
-        apply_for_session(host, server=config.server.host, port=config.server.port, proxy=proxy)
-    )
+        apply_for_session(
+            host, server=config.server.host, port=config.server.port, proxy=proxy,
+            lookup=_addresses,
+        )
+    )  # fmt: skip
     try:
         await asyncio.shield(applying)
         cancelled = False

@@ -24,7 +24,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, cast
 
 from ..errors import ConfigError
@@ -85,6 +85,10 @@ def session_connection(
     return (stored or Connection(name=name)).merged(cli)
 
 
+#: Resolves (host, port) to addresses; [] when the name does not resolve.
+Lookup = Callable[[str, int], Awaitable[list[str]]]
+
+
 async def _addresses(host: str, port: int) -> list[str]:
     loop = asyncio.get_running_loop()
     try:
@@ -114,8 +118,12 @@ async def apply_for_session(
     port: int,
     proxy: tuple[str, int] | None = None,
     paths: Paths | None = None,
+    lookup: Lookup | None = None,
 ) -> None:
-    """Before the TCP connect: take the connection, pin the route to the server (or proxy)."""
+    """Before the TCP connect: take the connection, pin the route to the server (or proxy).
+
+    ``lookup`` resolves the name (default ``loop.getaddrinfo``); the session passes the
+    transport's, which a signal can cancel at once even while the resolver is stuck."""
     paths = paths or Paths.from_env()
     try:
         rec = await asyncio.to_thread(_start, conn, paths)
@@ -125,7 +133,7 @@ async def apply_for_session(
             f"{exc.strerror or exc} (routes and DNS need root)"
         ) from exc
     target, target_port = proxy or (server, port)
-    addresses = await _addresses(target, target_port)
+    addresses = await (lookup or _addresses)(target, target_port)
     update_status(
         conn.name, paths, state="connecting", stage="tcp", pid=os.getpid(), server=server,
         server_address=addresses[0] if addresses and proxy is None else None,
