@@ -26,6 +26,9 @@ The decisions it owns, each a rule of its own:
 5. How the call ended is a value, :class:`CallEnded` with an :class:`Outcome`: no exit
    codes here. What the server does after :meth:`~ClientConnection.expect_close` is no
    failure.
+6. pppd's LCP Configure-Request that the server has not answered with any frame within
+   :data:`~.lcpnudge.NUDGE_DELAY` of going out after the ACK is sent once more, early
+   (:mod:`.lcpnudge`: a server starting its pppd may drop the first copy).
 """
 
 from __future__ import annotations
@@ -60,6 +63,7 @@ from .events import (
 )
 from .handshake import ResponseParser, check_sstp_response, sstp_request
 from .lcpauth import AuthNotAgreed, LcpAuthTracker
+from .lcpnudge import NUDGE_DELAY, LcpNudge, LcpResent
 from .ppp import FIRST_CONTROL_PROTOCOL, ppp_protocol
 from .pppwatch import AuthEvent, AuthFailed, AuthSucceeded, AuthWatcher, PasswordLookup
 
@@ -73,6 +77,7 @@ __all__ = [
     "FrameDropped",
     "HttpAccepted",
     "KeySource",
+    "LcpResent",
     "Outcome",
 ]
 
@@ -104,6 +109,7 @@ class ClientConnection:
         negotiation_timeout: float = 60.0,
         http_timeout: float = HTTP_TIMEOUT,
         key_wait: float = KEY_WAIT,
+        lcp_nudge: float | None = NUDGE_DELAY,
     ) -> None:
         self._host = host
         self._correlation_id = correlation_id
@@ -130,6 +136,8 @@ class ClientConnection:
         self._connected = False
         self._binding_accepted = False
         self._closing = False
+        #: Rule 6, while it may still fire (``lcp_nudge=None``: never).
+        self._nudge: LcpNudge | None = LcpNudge(lcp_nudge) if lcp_nudge is not None else None
 
     # ----- what the owner may ask ---------------------------------------------------------
 
@@ -158,10 +166,11 @@ class ClientConnection:
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` is next due, or ``None``."""
         deadline = self._conn.next_deadline()
-        if self._http_deadline is None and self._key_deadline is None:
+        nudge = self._nudge.deadline if self._nudge is not None else None
+        if self._http_deadline is None and self._key_deadline is None and nudge is None:
             return deadline  # after the HTTP phase and the key wait: called per batch
         deadlines = [
-            d for d in (self._http_deadline, self._key_deadline, deadline) if d is not None
+            d for d in (self._http_deadline, self._key_deadline, nudge, deadline) if d is not None
         ]
         return min(deadlines)
 
@@ -194,6 +203,8 @@ class ClientConnection:
         if held is not None:
             held.extend(frames[: EARLY_FRAMES_MAX - len(held)])
             return []
+        if self._nudge is not None:
+            self._nudge_relayed(frames, now)
         # Frames held after the watcher's verdict come here again: the tracker's view
         # of a frame seen twice is the same (the first refusal, the first ending count).
         events = self._lcp_frames(frames, from_pppd=True) if self._lcp is not None else []
@@ -216,7 +227,12 @@ class ClientConnection:
         is queued as it is, with no Python object per frame; until then it goes through
         :meth:`frames_from_pppd` frame by frame.
         """
-        if self._held is not None or self._watcher is not None or self._lcp is not None:
+        if (
+            self._held is not None
+            or self._watcher is not None
+            or self._lcp is not None
+            or self._nudge is not None
+        ):
             return self.frames_from_pppd(hdlc.split_packets(packets), now)
         try:
             self._conn.send_data_packets(packets)
@@ -277,6 +293,8 @@ class ClientConnection:
             if waiting is not None:
                 # No keys from pppd in time: the password's, else zeros.
                 events += self._bind_without_plugin(waiting, now)
+        if self._nudge is not None:
+            events += self._nudge_due(now)
         deadline = self._conn.next_deadline()
         if deadline is not None and deadline <= now:
             events += self._digest(self._conn.handle_timer(now), now)
@@ -300,6 +318,7 @@ class ClientConnection:
                     message, status = str(exc), exc.status
                 events += self._http_failed(message, status)
             return events
+        self._nudge = None
         if not self._closing:
             detail = f": {reason}" if reason else ""
             events += self._lcp_ended()
@@ -315,6 +334,7 @@ class ClientConnection:
     def expect_close(self) -> None:
         """We are ending the call (pppd stops, a signal): the server's goodbye is no failure."""
         self._closing = True
+        self._nudge = None
 
     def disconnect(self, now: float) -> list[ClientEvent]:
         """Say goodbye (CALL_DISCONNECT, then wait for the ACK); implies :meth:`expect_close`.
@@ -323,6 +343,7 @@ class ClientConnection:
         started, or has ended): close the transport.
         """
         self._closing = True
+        self._nudge = None
         if self._parser is not None:
             self._http_over = True
             self._http_deadline = None
@@ -377,6 +398,7 @@ class ClientConnection:
         for event in events:
             match event:
                 case PppFrames(frames=frames):
+                    self._nudge = None  # the server speaks: pppd's timers will do
                     if self._lcp is not None:
                         out += self._lcp_frames(frames, from_pppd=False)
                     watcher = self._watcher
@@ -403,9 +425,11 @@ class ClientConnection:
                 case EchoRequested() | ConnectionClosed():
                     out.append(event)
                 case Disconnected(status=status):
+                    self._nudge = None
                     out += self._lcp_ended()
                     out.append(ended_by_disconnect(status, asked=self._closing))
                 case Aborted(status=status, local=local, unframeable=unframeable):
+                    self._nudge = None
                     out += self._lcp_ended()
                     out.append(
                         ended_by_abort(
@@ -413,11 +437,37 @@ class ClientConnection:
                         )
                     )
                 case KeepaliveExpired():
+                    self._nudge = None
                     out += self._lcp_ended()
                     out.append(KEEPALIVE_ENDED)
                 case _:
                     assert_never(event)
         return out
+
+    # ----- rule 6: the early copy of pppd's unanswered LCP request (lcpnudge) ---------------
+
+    def _nudge_relayed(self, frames: list[bytes], now: float) -> None:
+        nudge = self._nudge
+        if nudge is not None:
+            nudge.relayed(frames, now)
+            if nudge.done:
+                self._nudge = None  # off the batch path's way
+
+    def _nudge_due(self, now: float) -> list[ClientEvent]:
+        nudge = self._nudge
+        if nudge is None:
+            return []
+        due = nudge.due(now)
+        if nudge.done:
+            self._nudge = None
+        if due is None:
+            return []
+        frame, event = due
+        try:
+            self._conn.send_ppp_frame(frame)
+        except (ProtocolError, UsageError):
+            return []  # the call is ending (or pppd's frame did not fit the first time)
+        return [event]
 
     # ----- LCP's authentication agreement (lcpauth) ------------------------------------------
 

@@ -12,6 +12,7 @@ from typing import TypeAlias
 
 from .events import ConnectAcked, ConnectionClosed, EchoRequested, PppFrames
 from .lcpauth import AuthNotAgreed
+from .lcpnudge import LcpResent
 from .messages import StatusCode, status_name
 from .pppwatch import AuthFailed, AuthSucceeded
 
@@ -116,6 +117,7 @@ ClientEvent: TypeAlias = (
     | AuthSucceeded
     | AuthFailed
     | AuthNotAgreed
+    | LcpResent
     | CallConnected
     | BindingAccepted
     | CallEnded

@@ -25,6 +25,7 @@ from ..core.client import (
     FrameDropped,
     HttpAccepted,
     KeySource,
+    LcpResent,
     Outcome,
 )
 from ..core.errors import HttpError
@@ -256,6 +257,13 @@ class Tunnel:
                     # The cause of the ending that follows; the error line comes at exit.
                     log.debug("LCP agreed on no authentication method (reported at exit)")
                     self.owner.auth_failed(message)
+                case LcpResent(identifier=identifier, after=after):
+                    # Not pppd's own retry: the server (starting its pppd?) may have lost it.
+                    log.info(
+                        "no answer to pppd's LCP Configure-Request id %d in %.1f s: sent it again",
+                        identifier,
+                        after,
+                    )
                 case CallConnected():
                     self.call_connected(event)
                 case BindingAccepted():
