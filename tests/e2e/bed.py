@@ -422,6 +422,19 @@ class Lab:
             raise GuestError(f"{ifname} in {ns} did not come up within {timeout}s ({why})")
         return PppLink(ifname=ifname, local=m.group(1), peer=m.group(2))
 
+    def wait_for_dad(self, ns: str = "cli", ifname: str = "veth-cli") -> None:
+        """Wait until ``ifname``'s link-local address is past duplicate address detection.
+
+        Its address and its route appear a moment after boot: a "before" snapshot of the
+        routes taken earlier would miss them and see them as left behind later."""
+        self.guest.sh(
+            "i=0; while [ $i -lt 100 ]; do "
+            f"ip -6 route show table local | grep -q '^local fe80::.* dev {ifname} ' && "
+            '[ -z "$(ip -6 -o addr show tentative)" ] && exit 0; '
+            "sleep 0.1; i=$((i+1)); done; exit 1",
+            ns=ns,
+        )
+
     def wait_for_no_ppp(
         self, *, ns: str = "cli", ifname: str = "ppp0", timeout: float = 15.0
     ) -> bool:

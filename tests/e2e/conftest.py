@@ -25,7 +25,10 @@ from pathlib import Path
 
 import pytest
 
+from sstp_pppd.plugin import build
+
 from .bed import SSTPD, Lab, SstpServer, Timings
+from .pluginlab import Sink, stop_sinks, tidy
 from .uml import INIT, tail
 
 E2E_ENV = "SSTP_E2E"
@@ -43,6 +46,30 @@ def _missing() -> list[str]:
     if not INIT.exists():
         missing.append(str(INIT))
     return missing
+
+
+# ----- the key plugin's cases (test_plugin.py, test_plugin_channel.py) -------------------
+
+
+@pytest.fixture
+def tidy_plugin_secrets(lab: Lab) -> Iterator[None]:
+    """After each case: the pap-secrets and eaptls-server files some cases write, gone."""
+    yield
+    tidy(lab)
+
+
+@pytest.fixture(scope="module")
+def plugin(lab: Lab) -> Path:
+    """sstp-pppd-keys.so for the installed pppd, in the run directory the guest sees."""
+    return build.build_plugin(lab.run_dir / "plugin").path
+
+
+@pytest.fixture
+def sink_factory(lab: Lab, case_dir: Path) -> Iterator[list[Sink]]:
+    """Key sinks a case starts; stopped after it."""
+    sinks: list[Sink] = []
+    yield sinks
+    stop_sinks(sinks)
 
 
 @pytest.fixture(scope="session")

@@ -46,15 +46,8 @@ PPPD_HANGUP, PPPD_SIGNAL = 16, 5
 
 @pytest.fixture(scope="module", autouse=True)
 def _settled(lab: Lab) -> None:
-    """veth-cli's link-local address (and its route) appears once duplicate address
-    detection is done, a moment after boot: wait, or a "before" snapshot would miss it."""
-    lab.guest.sh(
-        "i=0; while [ $i -lt 100 ]; do "
-        "ip -6 route show table local | grep -q '^local fe80::.* dev veth-cli ' && "
-        '[ -z "$(ip -6 -o addr show tentative)" ] && exit 0; '
-        "sleep 0.1; i=$((i+1)); done; exit 1",
-        ns="cli",
-    )
+    """The "before" snapshots need veth-cli's link-local route (Lab.wait_for_dad)."""
+    lab.wait_for_dad()
 
 
 def key_socket(name: str) -> str:

@@ -38,7 +38,6 @@ two pppds always settle on EAP-MD5 (tested above) when they share a CHAP secret.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -69,30 +68,9 @@ from .pluginlab import (
     server_options,
     server_view_keys,
     stop,
-    stop_sinks,
-    tidy,
 )
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-def tidy_secrets(lab: Lab) -> Iterator[None]:
-    yield
-    tidy(lab)
-
-
-@pytest.fixture(scope="module")
-def plugin(lab: Lab) -> Path:
-    """sstp-pppd-keys.so for the installed pppd, in the run directory the guest sees."""
-    return build.build_plugin(lab.run_dir / "plugin").path
-
-
-@pytest.fixture
-def sink_factory(lab: Lab, case_dir: Path) -> Iterator[list[Sink]]:
-    sinks: list[Sink] = []
-    yield sinks
-    stop_sinks(sinks)
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("tidy_plugin_secrets")]
 
 
 def test_plugin_keys_are_the_sessions_mschapv2_keys(

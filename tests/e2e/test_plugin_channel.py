@@ -20,7 +20,6 @@ send = MSK[0:32], receive = MSK[32:64], matching the 2.4.9 server's 16-byte halv
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,30 +48,9 @@ from .pluginlab import (
     server_options,
     server_view_keys,
     stop,
-    stop_sinks,
-    tidy,
 )
 
-pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(autouse=True)
-def tidy_secrets(lab: Lab) -> Iterator[None]:
-    yield
-    tidy(lab)
-
-
-@pytest.fixture(scope="module")
-def plugin(lab: Lab) -> Path:
-    """sstp-pppd-keys.so for the installed pppd, in the run directory the guest sees."""
-    return build.build_plugin(lab.run_dir / "plugin").path
-
-
-@pytest.fixture
-def sink_factory(lab: Lab, case_dir: Path) -> Iterator[list[Sink]]:
-    sinks: list[Sink] = []
-    yield sinks
-    stop_sinks(sinks)
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("tidy_plugin_secrets")]
 
 
 def test_pty_mode_password_only_in_pppd(

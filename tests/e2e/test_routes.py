@@ -78,15 +78,7 @@ def bed(lab: Lab) -> Iterator[dict[str, Any]]:
         ns="cli",
     )
     lab.guest.sh(f"ip addr add {BEHIND}/24 dev lo", ns="srv")
-    # The link-local addresses finish duplicate address detection a moment after boot, and
-    # their routes appear then: wait, or the first "before" snapshot would miss them.
-    lab.guest.sh(
-        "i=0; while [ $i -lt 100 ]; do "
-        "ip -6 route show table local | grep -q '^local fe80::.* dev veth-cli ' && "
-        '[ -z "$(ip -6 -o addr show tentative)" ] && exit 0; '
-        "sleep 0.1; i=$((i+1)); done; exit 1",
-        ns="cli",
-    )
+    lab.wait_for_dad()
     try:
         yield {"paths": paths, "root": root}
     finally:

@@ -42,15 +42,7 @@ def paths(lab: Lab) -> Iterator[Paths]:
         f"ip route add 10.99.0.0/24 via {GATEWAY} dev veth-cli",
         ns="cli",
     )
-    # The link-local routes appear once duplicate address detection is done (a moment
-    # after boot): wait, or "before" would miss them (as in test_routes.py).
-    lab.guest.sh(
-        "i=0; while [ $i -lt 100 ]; do "
-        "ip -6 route show table local | grep -q '^local fe80::.* dev veth-cli ' && "
-        '[ -z "$(ip -6 -o addr show tentative)" ] && exit 0; '
-        "sleep 0.1; i=$((i+1)); done; exit 1",
-        ns="cli",
-    )
+    lab.wait_for_dad()
     p = Paths(
         etc_dir=str(root / "etc-sstp-pppd"),
         run_dir="/run/sstp-pppd",
