@@ -41,6 +41,10 @@ def main(argv: Sequence[str] | None = None, *, scrubbed: bool = True) -> int:
     from .scrub import scrub_process_argv  # noqa: PLC0415
 
     scrubbed = scrub_process_argv() and scrubbed
+    from .stopsignals import caught  # noqa: PLC0415
+
+    if caught() is not None:  # a signal during the imports (scrub.main noted it)
+        return _stopped()
     args = list(sys.argv[1:] if argv is None else argv)
     if "--version" in args and _VERSION_ONLY.issuperset(args):
         # In pty mode stdout is pppd's line, as below.
@@ -50,10 +54,9 @@ def main(argv: Sequence[str] | None = None, *, scrubbed: bool = True) -> int:
     # Deferred imports (see the module docstring).
     from .errors import ConfigError, ExitCode, PppdError, exit_code_of  # noqa: PLC0415
     from .options import help_text, parse_args  # noqa: PLC0415
-    from .stopsignals import caught  # noqa: PLC0415
 
     try:
-        if caught() is not None:  # a signal during the imports (scrub.main noted it)
+        if caught() is not None:  # during the imports just above
             return _stopped()
         parsed = parse_args(args)
         # In pty mode stdout is pppd's line: even --help and --version go to stderr there.

@@ -91,16 +91,10 @@ def main() -> int:
     Before even that, SIGINT/SIGTERM/SIGHUP are only noted (:mod:`.stopsignals`), so that
     no signal can end the process with a traceback out of an import.
     """
-    from .stopsignals import caught, hold, signal_name  # noqa: PLC0415
+    from .stopsignals import hold  # noqa: PLC0415
 
     hold()
     ok = scrub_process_argv()
     from .cli import main as cli_main  # noqa: PLC0415 (after the scrub, on purpose)
 
-    signum = caught()
-    if signum is not None:
-        import sys  # noqa: PLC0415
-
-        sys.stderr.write(f"sstp-pppd: interrupted by {signal_name(signum)}\n")
-        return 11  # ExitCode.INTERRUPTED (errors.py is not imported yet)
-    return cli_main(scrubbed=ok)
+    return cli_main(scrubbed=ok)  # its first look is for a signal noted meanwhile
