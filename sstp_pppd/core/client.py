@@ -89,6 +89,8 @@ HTTP_TIMEOUT = 60.0
 #: How long CALL_CONNECTED waits for keys the watcher cannot know (rule 3).
 KEY_WAIT = 3.0
 _ZERO_HLAK = bytes(crypto.HLAK_LENGTH)
+#: An LCP frame's first bytes: RFC 1662 never compresses address/control for LCP.
+_LCP_HEADER = b"\xff\x03\xc0\x21"
 
 
 class ClientConnection:
@@ -230,8 +232,11 @@ class ClientConnection:
         if (
             self._held is not None
             or self._watcher is not None
-            or self._lcp is not None
             or self._nudge is not None
+            # The LCP tracker reads only LCP, which pppd always sends with its address
+            # and control fields: one C-speed search keeps the batch path for the rest
+            # (a data frame between CALL_CONNECTED and the first one from the server).
+            or (self._lcp is not None and _LCP_HEADER in packets)
         ):
             return self.frames_from_pppd(hdlc.split_packets(packets), now)
         try:

@@ -343,3 +343,17 @@ def test_no_binding_on_ncp_frames_that_cross_the_terminate_request() -> None:
     assert pppd_sends(c, ipcp[1]) == []
     assert not c.call_connected
     assert c.data_to_send() == frames(ipcp[1])
+
+
+def test_batches_without_lcp_skip_the_tracker_and_lcp_in_a_batch_reaches_it() -> None:
+    """Bound but no frame from the server yet: pppd's data goes the batch path as it is,
+    and an LCP frame in a batch is still seen (the refusal before the server hangs up)."""
+    c = connected()
+    c.data_to_send()
+    ipv4 = b"\xff\x03\x00\x21" + bytes(20)
+    assert c.packets_from_pppd(data(ipv4) + data(ipv4), 3.0) == []
+    assert c.data_to_send() == frames(ipv4, ipv4)
+    c.receive_data(data(request(5, SERVER_MAGIC, AUTH_EAP)), 4.0)
+    c.packets_from_pppd(data(ipv4) + data(lcp(3, 5, AUTH_MD5)), 4.0)
+    assert c.data_to_send() == frames(ipv4, lcp(3, 5, AUTH_MD5))
+    assert [type(e) for e in c.receive_data(disconnect(), 5.0)] == [AuthNotAgreed, CallEnded]
