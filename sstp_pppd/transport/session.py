@@ -161,6 +161,11 @@ class Session:
             if self.config.nolaunchpppd and not self.acked.is_set():
                 # pty mode, before the ACK: exit 8, not race()'s "interrupted" (no signal).
                 self.record(PppdError("pppd hung up its line before the call was accepted"))
+            elif self.config.nolaunchpppd and not self.client.call_connected:
+                # After the ACK but before CALL_CONNECTED: PPP never came up (LCP gave up,
+                # or pppd refused the peer). Exit 8 as in launch mode, never a clean 0; a
+                # refused login found on the way (auth_failed) still wins in result().
+                self.record(PppdError("pppd hung up its line before the tunnel was up"))
         self.shutdown()
 
     # ----- the life cycle ------------------------------------------------------------------

@@ -26,7 +26,7 @@ from .test_tunnel import (
     HTTP_404,
     LCP_REQUEST,
     asynctest,
-    disconnect_acked,
+    disconnect_before_ppp,
     fails,
     secure,
     started,
@@ -227,13 +227,13 @@ async def refused_with_404(s: ServerSession, client: Client) -> None:
 
 
 async def acked_and_closed(s: ServerSession, client: Client) -> None:
-    """CALL_CONNECT_REQUEST, ACK, pppd's first frame relayed, then a clean goodbye."""
+    """CALL_CONNECT_REQUEST, ACK, pppd's first frame relayed, then pppd hangs up."""
     await s.accept_call()
     s.send_ack()
     client.write_frames(LCP_REQUEST)
     assert await s.expect_data() == LCP_REQUEST
     client.close_line()
-    await disconnect_acked(s, client)
+    await disconnect_before_ppp(s, client)
 
 
 def check_connect(request: ProxyRequest, server: FakeServer) -> None:

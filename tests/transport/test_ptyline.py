@@ -18,12 +18,14 @@ from typing import Any
 
 import pytest
 
+from sstp_pppd.core import messages
 from sstp_pppd.core.messages import MessageType
 from sstp_pppd.errors import ConfigError, ExitCode, PppdError
 from sstp_pppd.transport.ptyio import check_line
 
 from .fakeserver import Client, FakeServer, ServerCert, make_cert
 from .test_tunnel import (
+    LCP_REQUEST,
     PASSWORD,
     ack_disconnect,
     asynctest,
@@ -302,6 +304,33 @@ async def test_pppd_hanging_up_before_the_call_is_up_is_exit_8(
         last = [x for x in client.stderr.splitlines() if x.strip()][-1]
         assert code == ExitCode.PPPD, client.stderr
         assert "pppd" in last, client.stderr
+    finally:
+        await client.aclose()
+        await server.__aexit__(None, None, None)
+
+
+@asynctest
+async def test_pppd_hanging_up_after_the_ack_before_call_connected_is_exit_8(
+    cert: ServerCert, password_file: Path
+) -> None:
+    """EOF on the line after CALL_CONNECT_ACK, before PPP came up (LCP gave up): the
+    tunnel never was up, which is exit 8 as in launch mode, not the clean 0 of a call
+    that ends after CALL_CONNECTED."""
+    server, client = await piped_call(cert, password_file)
+    try:
+        s = await server.accept()
+        await s.accept_call()
+        client.write_frames(LCP_REQUEST)
+        s.send_ack()
+        assert await s.expect_data() == LCP_REQUEST
+        client.close_line()
+        await s.expect(MessageType.CALL_DISCONNECT)
+        s.send_packet(messages.call_disconnect_ack())
+        code = await client.wait()
+        assert "Traceback" not in client.stderr
+        last = [x for x in client.stderr.splitlines() if x.strip()][-1]
+        assert code == ExitCode.PPPD, client.stderr
+        assert "before the tunnel was up" in last, client.stderr
     finally:
         await client.aclose()
         await server.__aexit__(None, None, None)

@@ -217,6 +217,16 @@ async def disconnect_acked(s: ServerSession, client: Client) -> None:
     await ack_disconnect(s, client)
 
 
+async def disconnect_before_ppp(s: ServerSession, client: Client) -> None:
+    """pppd hung up after the ACK, before CALL_CONNECTED: a goodbye to the server, and
+    exit 8, since the tunnel never was up."""
+    await s.expect(MessageType.CALL_DISCONNECT)
+    s.send_packet(messages.call_disconnect_ack())
+    code, last = await outcome(client)
+    assert code == ExitCode.PPPD, client.stderr
+    assert last == "sstp-pppd: pppd hung up its line before the tunnel was up"
+
+
 async def ack_disconnect(s: ServerSession, client: Client) -> None:
     s.send_packet(messages.call_disconnect_ack())
     code, last = await outcome(client)
@@ -618,7 +628,7 @@ async def test_oversized_frame_from_pppd_costs_only_itself(cert: ServerCert) -> 
                 arrived.append(await asyncio.wait_for(s.expect_data(), 3.0))
         assert arrived == small, f"{len(small) - len(arrived)} frames lost"
         client.close_line()
-        await disconnect_acked(s, client)
+        await disconnect_before_ppp(s, client)
 
 
 @asynctest
