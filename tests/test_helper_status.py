@@ -163,6 +163,20 @@ def test_a_stale_status_file_is_not_the_running_link(
     assert entry["state"] == "down" and entry["routes"] == [] and entry["interface"] is None
 
 
+def test_pppd_start_time_is_to_the_tick_not_to_the_second() -> None:
+    """psutil's create_time() rests on the whole-second boot time of /proc/stat and is up
+    to a second early on a machine that booted at .5 s; the staleness rule above allows a
+    second on top of it, so it needs the start to the clock tick."""
+    before = time.time()
+    with subprocess.Popen(["sleep", "30"]) as proc:
+        after = time.time()
+        try:
+            started = state.started_at(psutil.Process(proc.pid))
+        finally:
+            proc.kill()
+    assert before - 0.02 <= started <= after + 0.02
+
+
 def test_dead_pid_in_pid_file_means_down(root: Path) -> None:
     proc = subprocess.Popen(["true"])
     proc.wait()

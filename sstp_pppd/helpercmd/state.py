@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import os
 import socket
 import time
 from typing import Any
@@ -79,11 +80,28 @@ def live_pppd(pid: int | None) -> tuple[int | None, float | None]:
         argv0 = (proc.cmdline() or [proc.name()])[0]
         if not argv0.rsplit("/", 1)[-1].startswith("pppd"):
             return None, None
-        return pid, proc.create_time()
+        return pid, started_at(proc)
     except psutil.NoSuchProcess:
         return None, None
     except psutil.AccessDenied:
         return pid, None
+
+
+def started_at(proc: psutil.Process) -> float:
+    """When ``proc`` started, in seconds since the epoch, to the clock tick.
+
+    Not psutil's ``create_time()``: it adds the start to the boot time of /proc/stat,
+    which is whole seconds, so it can be up to a second early; that is enough to take a
+    status file left by a killed run for one written after a new pppd started.
+    """
+    try:
+        with open(f"/proc/{proc.pid}/stat") as f:
+            # Field 22, starttime: clock ticks after boot (after the ")" of the name).
+            ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return float(proc.create_time())
+    ago = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    return time.time() - ago
 
 
 def below(child: object, parent: int) -> bool:
