@@ -1,4 +1,7 @@
-"""SSTP packets and attributes ([MS-SSTP] 2.2): codec and incremental stream decoder.
+"""SSTP packets ([MS-SSTP] 2.2): codec and incremental stream decoder.
+
+The attributes are in :mod:`.attributes`, and every name of it is re-exported here:
+this module is where the rest of the code takes the wire format from.
 
 Decoding policy (what is strict and what is lenient, and why):
 
@@ -33,30 +36,74 @@ from __future__ import annotations
 
 import enum
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeAlias
 
+from .attributes import (
+    ATTRIBUTE_HEADER_LENGTH,
+    HASH_FIELD_LENGTH,
+    MAX_ATTRIBUTE_VALUE,
+    NONCE_LENGTH,
+    PROTOCOL_ID_PPP,
+    Attribute,
+    AttributeId,
+    CryptoBinding,
+    CryptoBindingRequest,
+    EncapsulatedProtocolId,
+    HashProtocol,
+    StatusCode,
+    StatusInfo,
+    UnknownAttribute,
+    parse_attribute,
+)
 from .errors import FramingError, ProtocolError
+
+__all__ = [
+    "ATTRIBUTE_HEADER_LENGTH",
+    "CONTROL_HEADER_LENGTH",
+    "HASH_FIELD_LENGTH",
+    "HEADER_LENGTH",
+    "MAX_ATTRIBUTE_VALUE",
+    "MAX_DATA_PAYLOAD",
+    "MAX_PACKET_LENGTH",
+    "NONCE_LENGTH",
+    "PROTOCOL_ID_PPP",
+    "SSTP_VERSION",
+    "Attribute",
+    "AttributeId",
+    "ControlPacket",
+    "CryptoBinding",
+    "CryptoBindingRequest",
+    "DataPacket",
+    "EncapsulatedProtocolId",
+    "HashProtocol",
+    "MessageType",
+    "Packet",
+    "StatusCode",
+    "StatusInfo",
+    "StreamDecoder",
+    "UnknownAttribute",
+    "call_abort",
+    "call_connect_request",
+    "call_disconnect",
+    "call_disconnect_ack",
+    "decode",
+    "echo_request",
+    "echo_response",
+    "encode_data",
+    "status_name",
+]
 
 SSTP_VERSION = 0x10
 MAX_PACKET_LENGTH = 4095  # the length field has 12 bits
 HEADER_LENGTH = 4
 CONTROL_HEADER_LENGTH = 8
-ATTRIBUTE_HEADER_LENGTH = 4
 MAX_DATA_PAYLOAD = MAX_PACKET_LENGTH - HEADER_LENGTH  # 4091: the largest PPP frame
-PROTOCOL_ID_PPP = 1
-NONCE_LENGTH = 32
-HASH_FIELD_LENGTH = 32  # CertHash and Compound MAC; SHA-1 values are zero-padded
 
 _CONTROL_BIT = 0x01
-_MAX_ATTRIBUTE_VALUE = MAX_PACKET_LENGTH - CONTROL_HEADER_LENGTH - ATTRIBUTE_HEADER_LENGTH
 
 _HEADER = struct.Struct("!BBH")
 _CONTROL_HEADER = struct.Struct("!BBHHH")
-_STATUS_INFO = struct.Struct("!BBH3xBI")
-_BINDING_HEADER = struct.Struct("!BBH3xB")
-_ENCAPSULATED = struct.Struct("!BBHH")
 
 
 @enum.unique
@@ -74,167 +121,12 @@ class MessageType(enum.IntEnum):
     ECHO_RESPONSE = 9
 
 
-@enum.unique
-class AttributeId(enum.IntEnum):
-    """Attribute IDs ([MS-SSTP] 2.2.3); NO_ERROR appears only as a STATUS_INFO AttribID."""
-
-    NO_ERROR = 0
-    ENCAPSULATED_PROTOCOL_ID = 1
-    STATUS_INFO = 2
-    CRYPTO_BINDING = 3
-    CRYPTO_BINDING_REQ = 4
-
-
-@enum.unique
-class StatusCode(enum.IntEnum):
-    """STATUS_INFO Status values ([MS-SSTP] 2.2.8)."""
-
-    NO_ERROR = 0x00
-    DUPLICATE_ATTRIBUTE = 0x01
-    UNRECOGNIZED_ATTRIBUTE = 0x02
-    INVALID_ATTRIB_VALUE_LENGTH = 0x03
-    VALUE_NOT_SUPPORTED = 0x04
-    UNACCEPTED_FRAME_RECEIVED = 0x05
-    RETRY_COUNT_EXCEEDED = 0x06
-    INVALID_FRAME_RECEIVED = 0x07
-    NEGOTIATION_TIMEOUT = 0x08
-    ATTRIB_NOT_SUPPORTED_IN_MSG = 0x09
-    REQUIRED_ATTRIBUTE_MISSING = 0x0A
-    STATUS_INFO_NOT_SUPPORTED_IN_MSG = 0x0B
-
-
-@enum.unique
-class HashProtocol(enum.IntFlag):
-    """Certificate hash protocols: the CRYPTO_BINDING_REQ bitmask ([MS-SSTP] 2.2.6)."""
-
-    CERT_HASH_PROTOCOL_SHA1 = 0x01
-    CERT_HASH_PROTOCOL_SHA256 = 0x02
-
-
-def _bad_length(message: str) -> ProtocolError:
-    return ProtocolError(message, StatusCode.INVALID_ATTRIB_VALUE_LENGTH)
-
-
 def _bad_frame(message: str) -> ProtocolError:
     return ProtocolError(message, StatusCode.INVALID_FRAME_RECEIVED)
 
 
 def _framing_error(message: str) -> FramingError:
     return FramingError(message, StatusCode.INVALID_FRAME_RECEIVED)
-
-
-def _check_uint(name: str, value: int, bits: int) -> None:
-    if not 0 <= value < 1 << bits:
-        message = f"{name} {value!r} does not fit in {bits} bits"
-        raise ProtocolError(message, StatusCode.VALUE_NOT_SUPPORTED)
-
-
-def _check_size(name: str, value: bytes, size: int, maximum: bool = False) -> None:
-    if len(value) > size if maximum else len(value) != size:
-        raise _bad_length(f"{name} of {len(value)} bytes, {'at most ' if maximum else ''}{size}")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class EncapsulatedProtocolId:
-    """ENCAPSULATED_PROTOCOL_ID ([MS-SSTP] 2.2.4): ``protocol_id`` u16, 1 means PPP."""
-
-    protocol_id: int = PROTOCOL_ID_PPP
-
-    def __post_init__(self) -> None:
-        _check_uint("protocol_id", self.protocol_id, 16)
-
-    def encode(self) -> bytes:
-        """The attribute on the wire (6 bytes)."""
-        return _ENCAPSULATED.pack(0, AttributeId.ENCAPSULATED_PROTOCOL_ID, 6, self.protocol_id)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StatusInfo:
-    """STATUS_INFO ([MS-SSTP] 2.2.5): ``status`` (a :class:`StatusCode`, u32) about the
-    attribute ``attrib_id`` (0 for none), whose offending value is ``attrib_value``."""
-
-    attrib_id: int
-    status: int
-    attrib_value: bytes = b""
-
-    def __post_init__(self) -> None:
-        _check_uint("attrib_id", self.attrib_id, 8)
-        _check_uint("status", self.status, 32)
-        _check_size("attrib_value", self.attrib_value, _MAX_ATTRIBUTE_VALUE - 8, maximum=True)
-
-    def encode(self) -> bytes:
-        """The attribute on the wire (12 bytes plus ``attrib_value``)."""
-        length = 12 + len(self.attrib_value)
-        header = _STATUS_INFO.pack(0, AttributeId.STATUS_INFO, length, self.attrib_id, self.status)
-        return header + self.attrib_value
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CryptoBinding:
-    """CRYPTO_BINDING ([MS-SSTP] 2.2.7) of CALL_CONNECTED: ``hash_protocol`` (one
-    :class:`HashProtocol` bit), the server's 32-byte ``nonce``, and the 32-byte
-    ``cert_hash`` and ``compound_mac`` (SHA-1 values zero-padded)."""
-
-    hash_protocol: int
-    nonce: bytes
-    cert_hash: bytes
-    compound_mac: bytes
-
-    def __post_init__(self) -> None:
-        _check_uint("hash_protocol", self.hash_protocol, 8)
-        _check_size("nonce", self.nonce, NONCE_LENGTH)
-        _check_size("cert_hash", self.cert_hash, HASH_FIELD_LENGTH)
-        _check_size("compound_mac", self.compound_mac, HASH_FIELD_LENGTH)
-
-    def encode(self) -> bytes:
-        """The attribute on the wire (104 bytes)."""
-        header = _BINDING_HEADER.pack(0, AttributeId.CRYPTO_BINDING, 104, self.hash_protocol)
-        return header + self.nonce + self.cert_hash + self.compound_mac
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CryptoBindingRequest:
-    """CRYPTO_BINDING_REQ ([MS-SSTP] 2.2.6) of CALL_CONNECT_ACK: ``hash_bitmask`` (the
-    :class:`HashProtocol` bits offered; sorz may send 0) and the 32-byte ``nonce``."""
-
-    hash_bitmask: int
-    nonce: bytes
-
-    def __post_init__(self) -> None:
-        _check_uint("hash_bitmask", self.hash_bitmask, 8)
-        _check_size("nonce", self.nonce, NONCE_LENGTH)
-
-    def encode(self) -> bytes:
-        """The attribute on the wire (40 bytes)."""
-        header = _BINDING_HEADER.pack(0, AttributeId.CRYPTO_BINDING_REQ, 40, self.hash_bitmask)
-        return header + self.nonce
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class UnknownAttribute:
-    """An attribute kept for the state machine to judge: ``attribute_id`` (any u8 but
-    1-4, which have their classes) and ``value`` (the bytes after the header)."""
-
-    attribute_id: int
-    value: bytes
-
-    def __post_init__(self) -> None:
-        _check_uint("attribute_id", self.attribute_id, 8)
-        if self.attribute_id in _ATTRIBUTE_PARSERS:
-            # decode() would turn it into the typed class, so it could not round-trip.
-            message = f"attribute ID {self.attribute_id} has its own class"
-            raise ProtocolError(message, StatusCode.VALUE_NOT_SUPPORTED)
-        _check_size("value", self.value, _MAX_ATTRIBUTE_VALUE, maximum=True)
-
-    def encode(self) -> bytes:
-        """The attribute on the wire (4 bytes plus ``value``)."""
-        header = _HEADER.pack(0, self.attribute_id, 4 + len(self.value))
-        return header + self.value
-
-
-Attribute: TypeAlias = (
-    EncapsulatedProtocolId | StatusInfo | CryptoBinding | CryptoBindingRequest | UnknownAttribute
-)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -293,41 +185,6 @@ def encode_data(payload: bytes) -> bytes:
     return _HEADER.pack(SSTP_VERSION, 0, length) + payload
 
 
-def _parse_encapsulated(value: bytes) -> Attribute:
-    _check_size("ENCAPSULATED_PROTOCOL_ID value", value, 2)
-    return EncapsulatedProtocolId(protocol_id=int.from_bytes(value, "big"))
-
-
-def _parse_status_info(value: bytes) -> Attribute:
-    if len(value) >= 8:
-        status = int.from_bytes(value[4:8], "big")
-        return StatusInfo(attrib_id=value[3], status=status, attrib_value=value[8:])
-    if len(value) == 4:
-        # sstp-server (sorz) writes only the u32 status, without reserved bytes/AttribID.
-        return StatusInfo(attrib_id=0, status=int.from_bytes(value, "big"))
-    raise _bad_length(f"STATUS_INFO value of {len(value)} bytes, 4 or at least 8")
-
-
-def _parse_crypto_binding(value: bytes) -> Attribute:
-    _check_size("CRYPTO_BINDING value", value, 100)
-    return CryptoBinding(
-        hash_protocol=value[3], nonce=value[4:36], cert_hash=value[36:68], compound_mac=value[68:]
-    )
-
-
-def _parse_crypto_binding_req(value: bytes) -> Attribute:
-    _check_size("CRYPTO_BINDING_REQ value", value, 36)
-    return CryptoBindingRequest(hash_bitmask=value[3], nonce=value[4:])
-
-
-_ATTRIBUTE_PARSERS: dict[int, Callable[[bytes], Attribute]] = {
-    AttributeId.ENCAPSULATED_PROTOCOL_ID: _parse_encapsulated,
-    AttributeId.STATUS_INFO: _parse_status_info,
-    AttributeId.CRYPTO_BINDING: _parse_crypto_binding,
-    AttributeId.CRYPTO_BINDING_REQ: _parse_crypto_binding_req,
-}
-
-
 def _decode_control(packet: bytes) -> ControlPacket:
     """Decode a control packet whose header was already checked and whose length fits."""
     end = len(packet)
@@ -347,13 +204,10 @@ def _decode_control(packet: bytes) -> ControlPacket:
         length = ((packet[pos + 2] & 0x0F) << 8) | packet[pos + 3]
         if length < ATTRIBUTE_HEADER_LENGTH or pos + length > end:
             left = end - pos
-            raise _bad_length(f"attribute {attribute_id} length {length}, {left} bytes left")
+            message = f"attribute {attribute_id} length {length}, {left} bytes left"
+            raise ProtocolError(message, StatusCode.INVALID_ATTRIB_VALUE_LENGTH)
         value = packet[pos + ATTRIBUTE_HEADER_LENGTH : pos + length]
-        parser = _ATTRIBUTE_PARSERS.get(attribute_id)
-        if parser is None:
-            attributes.append(UnknownAttribute(attribute_id=attribute_id, value=value))
-        else:
-            attributes.append(parser(value))
+        attributes.append(parse_attribute(attribute_id, value))
         pos += length
     return ControlPacket(message_type=message_type, attributes=tuple(attributes))
 
