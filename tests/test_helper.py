@@ -24,6 +24,7 @@ from sstp_pppd import helper, secrets
 from sstp_pppd.errors import ConfigError, ExitCode
 from sstp_pppd.helpercmd import peers
 from sstp_pppd.helpercmd.paths import NotRoot, Paths, require_root, validate_name
+from sstp_pppd.pppdopts import MAXSECRETLEN
 from sstp_pppd.secrets import Secret
 
 pytest.importorskip("sstp_pppd.host.connconf", reason="host.connconf is merged separately")
@@ -141,7 +142,7 @@ def test_chap_secrets_quoting_round_trips(root: Path, tmp_path: Path, password: 
     st.text(st.characters(codec="utf-8", min_codepoint=0x20, exclude_characters="\x7f"), min_size=1)
 )
 def test_secrets_line_round_trips(password: str) -> None:
-    if password.startswith("@/"):
+    if password.startswith("@/") or len(password.encode()) > MAXSECRETLEN:
         with pytest.raises(ConfigError):
             peers.secrets_line("alice", "work", Secret(password))
         return
@@ -150,6 +151,16 @@ def test_secrets_line_round_trips(password: str) -> None:
     if password.startswith("@") and not hasattr(secrets, "scan_authfile"):
         return  # the old reader took any "@word" for a file; pppd only "@/path"
     assert transport_secret(line, "alice", "work") == Secret(password)
+
+
+def test_a_password_pppd_would_cut_is_refused() -> None:
+    """pppd takes 256 bytes of a secret and drops the rest (with a log line only)."""
+    longest = "é" * 128  # 256 bytes
+    line = peers.secrets_line("alice", "work", Secret(longest))
+    assert transport_secret(line, "alice", "work") == Secret(longest)
+    with pytest.raises(ConfigError, match="257 bytes long") as refused:
+        peers.secrets_line("alice", "work", Secret(longest + "x"))
+    assert "é" not in str(refused.value)
 
 
 def test_control_characters_are_refused(root: Path, tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..pppdopts import MAXSECRETLEN
 from ..secrets import Secret
 
 #: The pppd options written when ``add`` is given none (see man sstp-helper, PPPD OPTIONS).
@@ -177,6 +178,13 @@ def secrets_line(user: str, name: str, password: Secret) -> str:
     if password.reveal().startswith("@/"):
         # pppd's scan_authfile reads a secret "@/path" from that file, quoted or not.
         raise ConfigError("a password starting with '@/' cannot go into chap-secrets")
+    size = len(password.reveal().encode("utf-8", "surrogateescape"))
+    if size > MAXSECRETLEN:
+        # pppd's get_secret logs "Secret ... is too long" and authenticates with the
+        # first 256 bytes: a login that fails with no word of why, so refuse it here.
+        raise ConfigError(
+            f"the password is {size} bytes long; pppd reads at most {MAXSECRETLEN} of a secret"
+        )
     quoted = '"' + password.reveal().replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{pppd_quote(user)} {name} {quoted} *\n"
 
