@@ -1,7 +1,7 @@
 """sstp-pppd and sstpc side by side on this machine: relay speed, CPU per GB, memory, connect.
 
     .venv/bin/python bench/native_bench.py [--rounds N] [--mbytes M] [--mix 1500,imix]
-                                           [--connects K] [--plot FILE] [--json FILE]
+                                           [--pace MB/s] [--connects K] [--plot FILE] [--json FILE]
 
 Both clients run in pty mode (``--nolaunchpppd``), as pppd's ``pty`` option would run them,
 with their stdin/stdout on the master of a pty whose slave is raw. This process's children
@@ -24,6 +24,12 @@ real no-auth PPP start) until the server sees it. Figures per session and direct
 - CPU s/GB: utime + stime of the client process only (``/proc/PID/stat``), read when the
   relay is live and when the last byte arrived, per 10**9 PPP bytes;
 - peak RSS: VmHWM of the client at the end of the session.
+
+``--pace R`` has the sending side (the peer up, the server down) write 4 KiB at a time
+at R MB/s instead of as fast as the client takes it: a link slower than the machine, as
+most are. The client then wakes for every few frames, so its cost per wakeup counts,
+where flat out it counts less the more the data waits between wakeups (and how much
+waits depends on the machine's load): CPU s/GB at a set rate is the steadier figure.
 
 Frame mixes: ``1500`` (1500-byte frames) and ``imix`` (64, 576, 1500 bytes weighted
 7:4:1, in a shuffled but fixed order). Sessions alternate sstpc and sstp-pppd (ABAB...),
@@ -136,6 +142,30 @@ def sstp_stream(frames: list[bytes]) -> list[bytes]:
     return chunks(b"".join(parts), ends)
 
 
+#: --pace: the writer sends this much per write, then sleeps until the rate allows more.
+PACE_PIECE = 4096
+
+
+def send_stream(write: Any, stream: list[bytes], rate: float) -> None:
+    """Write ``stream`` whole (``write`` may take part of a piece and say how much), as
+    fast as the reader takes it, or at ``rate`` bytes per second in PACE_PIECE writes
+    (sleeping, not spinning: a spinning writer would take a core from the client)."""
+    step = PACE_PIECE if rate else CHUNK
+    start = time.monotonic()
+    sent = 0
+    for chunk in stream:
+        view = memoryview(chunk)
+        for i in range(0, len(view), step):
+            piece = view[i : i + step]
+            if rate:
+                ahead = start + sent / rate - time.monotonic()
+                if ahead > 0:
+                    time.sleep(ahead)
+            sent += len(piece)
+            while piece:
+                piece = piece[write(piece) :]
+
+
 # ----- the server --------------------------------------------------------------------
 
 
@@ -158,6 +188,7 @@ def serve(
     report: multiprocessing.connection.Connection,
     payload: list[bytes],
     expected: int,
+    rate: float = 0.0,
 ) -> None:
     """One session: HTTP, ACK, then ``sink``, ``source`` or ``lcp`` (connect test)."""
     raw, _ = listener.accept()
@@ -227,8 +258,7 @@ def serve(
                     live = True
                     report.send(("live", now))
                     if mode == "source":
-                        for chunk in payload:
-                            conn.sendall(chunk)
+                        send_stream(conn.send, payload, rate)
             pos += length
         buf = buf[pos:]
         if out:
@@ -249,7 +279,9 @@ def _lcp_answer(frame: bytes) -> list[bytes]:
 # ----- the pppd peer -----------------------------------------------------------------
 
 
-def peer_up(master: int, stream: list[bytes], go: multiprocessing.connection.Connection) -> None:
+def peer_up(
+    master: int, stream: list[bytes], go: multiprocessing.connection.Connection, rate: float = 0.0
+) -> None:
     """Send IPCP until the server says live, then the whole stream, then the marker."""
     ipcp = hdlc.encode(_IPCP_REQUEST, accm=0)
     while True:
@@ -257,11 +289,7 @@ def peer_up(master: int, stream: list[bytes], go: multiprocessing.connection.Con
         if go.poll(0.5):
             break
     go.recv()
-    write = os.write
-    for chunk in stream:
-        view = memoryview(chunk)
-        while view:
-            view = view[write(master, view) :]
+    send_stream(lambda piece: os.write(master, piece), stream, rate)
     go.recv()  # hold the line open until the session is over
 
 
@@ -370,6 +398,8 @@ class Bench:
         self.wrap = wrap
         self.outputs: list[tuple[str, str, Path]] = []
         self.client_on_slave = False
+        #: --pace, in bytes per second (0: as fast as the client takes it).
+        self.rate = 0.0
         self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         cert, key = make_cert(workdir)
         self.ctx.load_cert_chain(cert, key)
@@ -443,14 +473,16 @@ class Bench:
             stream = self.cached("hdlc", frames, hdlc_stream)
             expected = sum(map(len, frames)) + len(_MARKER)
             srv = self.mp.Process(
-                target=serve, args=(listener, self.ctx, "sink", server_report, [], expected)
+                target=serve,
+                args=(listener, self.ctx, "sink", server_report, [], expected, self.rate),
             )
-            peer = self.mp.Process(target=peer_up, args=(peer_fd, stream, peer_report))
+            peer = self.mp.Process(target=peer_up, args=(peer_fd, stream, peer_report, self.rate))
         elif mode == "down":
             assert frames is not None
             payload = self.cached("sstp", frames, sstp_stream)
             srv = self.mp.Process(
-                target=serve, args=(listener, self.ctx, "source", server_report, payload, 0)
+                target=serve,
+                args=(listener, self.ctx, "source", server_report, payload, 0, self.rate),
             )
             peer = self.mp.Process(target=peer_down, args=(peer_fd, peer_report))
         else:
@@ -637,6 +669,12 @@ def main() -> int:
     parser.add_argument("--mix", default="1500,imix")
     parser.add_argument("--connects", type=int, default=0, help="connects per client")
     parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument(
+        "--pace",
+        type=float,
+        default=0.0,
+        help="MB/s the peer (up) or server (down) sends at, in 4 KiB writes (0: flat out)",
+    )
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "native_bench.png")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
@@ -662,8 +700,11 @@ def main() -> int:
     if "sstp-pppd" in clients:
         compile_tree(args.source or REPO)
     bench.client_on_slave = args.client_on_slave
+    bench.rate = args.pace * 1e6
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()}")
     print(f"# logs in {bench.logs}; sstp-pppd from {args.source or REPO}")
+    if args.pace:
+        print(f"# paced: {args.pace:g} MB/s in {PACE_PIECE}-byte writes")
     mixes = {m: make_frames(frame_sizes(m, args.mbytes * 10**6)) for m in args.mix.split(",")}
     runs: list[dict[str, Any]] = []
     for rnd in range(1, args.rounds + 1):
