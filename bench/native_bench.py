@@ -25,11 +25,13 @@ real no-auth PPP start) until the server sees it. Figures per session and direct
   relay is live and when the last byte arrived, per 10**9 PPP bytes;
 - peak RSS: VmHWM of the client at the end of the session.
 
-``--pace R`` has the sending side (the peer up, the server down) write 4 KiB at a time
-at R MB/s instead of as fast as the client takes it: a link slower than the machine, as
-most are. The client then wakes for every few frames, so its cost per wakeup counts,
-where flat out it counts less the more the data waits between wakeups (and how much
-waits depends on the machine's load): CPU s/GB at a set rate is the steadier figure.
+``--pace R`` has the sending side (the peer up, the server down) send R MB/s, one frame
+per write (pppd's line discipline writes each frame as it goes; servers send each in
+its own TLS record), instead of 1 MiB writes as fast as the client takes them: a link
+slower than the machine, as most are. The client then wakes for a frame or a few, so
+its cost per wakeup counts, where flat out it counts less the more data waits between
+wakeups (and how much waits depends on the machine's load): CPU s/GB at a set rate is
+the steadier figure.
 
 Frame mixes: ``1500`` (1500-byte frames) and ``imix`` (64, 576, 1500 bytes weighted
 7:4:1, in a shuffled but fixed order). Sessions alternate sstpc and sstp-pppd (ABAB...),
@@ -142,28 +144,31 @@ def sstp_stream(frames: list[bytes]) -> list[bytes]:
     return chunks(b"".join(parts), ends)
 
 
-#: --pace: the writer sends this much per write, then sleeps until the rate allows more.
-PACE_PIECE = 4096
+def hdlc_frames(frames: list[bytes]) -> list[bytes]:
+    """One write per frame, as pppd's line discipline writes them (paced runs)."""
+    return [hdlc.encode(f, accm=0) for f in frames]
 
 
-def send_stream(write: Any, stream: list[bytes], rate: float) -> None:
-    """Write ``stream`` whole (``write`` may take part of a piece and say how much), as
-    fast as the reader takes it, or at ``rate`` bytes per second in PACE_PIECE writes
-    (sleeping, not spinning: a spinning writer would take a core from the client)."""
-    step = PACE_PIECE if rate else CHUNK
+def sstp_frames(frames: list[bytes]) -> list[bytes]:
+    """One data packet (so one TLS record) per frame, as servers send them (paced runs)."""
+    return [struct.pack("!BBH", 0x10, 0, 4 + len(f)) + f for f in frames]
+
+
+def send_stream(write: Any, pieces: list[bytes], rate: float) -> None:
+    """Write every piece whole (``write`` may take part and say how much): as fast as the
+    reader takes them, or at ``rate`` bytes per second, sleeping (not spinning, which
+    would take a core from the client) until the next piece is due."""
     start = time.monotonic()
     sent = 0
-    for chunk in stream:
-        view = memoryview(chunk)
-        for i in range(0, len(view), step):
-            piece = view[i : i + step]
-            if rate:
-                ahead = start + sent / rate - time.monotonic()
-                if ahead > 0:
-                    time.sleep(ahead)
+    for piece in pieces:
+        if rate:
+            ahead = start + sent / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
             sent += len(piece)
-            while piece:
-                piece = piece[write(piece) :]
+        view = memoryview(piece)
+        while view:
+            view = view[write(view) :]
 
 
 # ----- the server --------------------------------------------------------------------
@@ -470,7 +475,10 @@ class Bench:
         procs = []
         if mode == "up":
             assert frames is not None
-            stream = self.cached("hdlc", frames, hdlc_stream)
+            if self.rate:
+                stream = self.cached("hdlc-frames", frames, hdlc_frames)
+            else:
+                stream = self.cached("hdlc", frames, hdlc_stream)
             expected = sum(map(len, frames)) + len(_MARKER)
             srv = self.mp.Process(
                 target=serve,
@@ -479,7 +487,10 @@ class Bench:
             peer = self.mp.Process(target=peer_up, args=(peer_fd, stream, peer_report, self.rate))
         elif mode == "down":
             assert frames is not None
-            payload = self.cached("sstp", frames, sstp_stream)
+            if self.rate:
+                payload = self.cached("sstp-frames", frames, sstp_frames)
+            else:
+                payload = self.cached("sstp", frames, sstp_stream)
             srv = self.mp.Process(
                 target=serve,
                 args=(listener, self.ctx, "source", server_report, payload, 0, self.rate),
@@ -673,7 +684,7 @@ def main() -> int:
         "--pace",
         type=float,
         default=0.0,
-        help="MB/s the peer (up) or server (down) sends at, in 4 KiB writes (0: flat out)",
+        help="MB/s the peer (up) or server (down) sends at, a frame per write (0: flat out)",
     )
     parser.add_argument("--plot", type=Path, default=REPO / "bench" / "native_bench.png")
     parser.add_argument("--json", type=Path, default=None)
@@ -704,7 +715,7 @@ def main() -> int:
     print(f"# {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, load {os.getloadavg()}")
     print(f"# logs in {bench.logs}; sstp-pppd from {args.source or REPO}")
     if args.pace:
-        print(f"# paced: {args.pace:g} MB/s in {PACE_PIECE}-byte writes")
+        print(f"# paced: {args.pace:g} MB/s, one write (one TLS record down) per frame")
     mixes = {m: make_frames(frame_sizes(m, args.mbytes * 10**6)) for m in args.mix.split(",")}
     runs: list[dict[str, Any]] = []
     for rnd in range(1, args.rounds + 1):
