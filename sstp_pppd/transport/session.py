@@ -263,6 +263,11 @@ class Session:
                 await self.race(self.acked.wait())
             else:
                 await self.race(self.acked.wait())
+                # Only now, not during the handshake (bench/README.md, "pppd started before
+                # the ACK"): an early pppd's LCP request would go out with the ACK, where
+                # sstp-server 0.7.2 loses it (PPP then waits for the early copy or its 3 s
+                # restart), and in a one-CPU guest the overlap won nothing. A failure before
+                # the ACK leaves no pppd to stop, either.
                 pppd = find_pppd(cfg.pppd.path)
                 plugin = await keys_plugin_options(pppd, cfg.pppd.key_socket) if self.keys else ()
                 if plugin:

@@ -26,7 +26,7 @@ from sstp_pppd.transport.privsep import Keeper
 
 from ..core.test_pppwatch import LCP, PASSWORD, ppp
 from .fakeserver import WAIT, FakeServer, ServerCert, ServerSession, make_cert
-from .test_tunnel import asynctest, establish, secure
+from .test_tunnel import HTTP_404, asynctest, establish, secure
 
 
 def test_minimal_argv() -> None:
@@ -328,6 +328,54 @@ async def test_launch_mode_server_lost_after_the_drop(cert: ServerCert, tmp_path
     assert "Traceback" not in err and "internal error" not in err, err
     assert keepers and all(gone(p.pid) for p in keepers)
     assert gone(end.pid)
+
+
+@pytest.mark.parametrize("failure", ["tls", "http"])
+@asynctest
+async def test_launch_mode_runs_no_pppd_before_the_ack(
+    cert: ServerCert, tmp_path: Path, failure: str
+) -> None:
+    """A failure before CALL_CONNECT_ACK is reported as itself, and no pppd was ever run.
+
+    pppd starts after the ACK on purpose: started during the handshake, its LCP request
+    waits in the core and goes out with the ACK, into the window in which sstp-server 0.7.2
+    loses it (bench/README.md, "pppd started before the ACK"). Not even the plugin check
+    (``pppd --version``) runs before the ACK.
+    """
+    ran = tmp_path / "pppd-ran"
+    pppd = tmp_path / "pppd"
+    # Were it started, it would fail at once: the run would end as pppd's failure.
+    pppd.write_text(f'#!/bin/sh\necho "$@" >> {ran}\nexit 1\n')
+    pppd.chmod(0o755)
+    pw = tmp_path / "password"
+    pw.write_text(PASSWORD + "\n")
+    pw.chmod(0o600)
+    trusted = make_cert(tmp_path, "other", ips=["127.0.0.1"]) if failure == "tls" else cert
+    async with FakeServer(cert) as server:
+        argv = [sys.executable, "-m", "sstp_pppd.cli", "--log-stderr", "--log-level", "4",
+                "--pppd", str(pppd), "--password-file", str(pw),
+                "--key-socket", str(tmp_path / "keys"),
+                *secure(trusted, f"127.0.0.1:{server.port}")]  # fmt: skip
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+        try:
+            if failure == "http":
+                s = await server.accept()
+                await s.read_request()
+                s.send(HTTP_404)
+            err = await finished(proc)
+        finally:
+            if proc.returncode is None:
+                proc.kill()
+                await proc.wait()
+    assert proc.returncode == (ExitCode.TLS if failure == "tls" else ExitCode.HTTP), err
+    last = err.strip().splitlines()[-1]
+    assert ("self-signed" if failure == "tls" else "404") in last, err
+    assert not ran.exists(), ran.read_text()
 
 
 # ----- the privileged part alone, on a real process ------------------------------------------
