@@ -26,9 +26,12 @@ The decisions it owns, each a rule of its own:
 5. How the call ended is a value, :class:`CallEnded` with an :class:`Outcome`: no exit
    codes here. What the server does after :meth:`~ClientConnection.expect_close` is no
    failure.
-6. pppd's LCP Configure-Request that the server has not answered with any frame within
-   :data:`~.lcpnudge.NUDGE_DELAY` of going out after the ACK is sent once more, early
-   (:mod:`.lcpnudge`: a server starting its pppd may drop the first copy).
+6. pppd's LCP Configure-Request that went out after the ACK is sent once more, early,
+   while the server has not answered it (:mod:`.lcpnudge`: a server starting its pppd
+   may drop the first copy): (a) when the server has sent no frame within
+   :data:`~.lcpnudge.NUDGE_DELAY`, or (b) when the server's first frame is its own LCP
+   Configure-Request, then before that frame is handed to pppd, so that the copy
+   precedes pppd's answer. Once per connection in all.
 """
 
 from __future__ import annotations
@@ -403,7 +406,9 @@ class ClientConnection:
         for event in events:
             match event:
                 case PppFrames(frames=frames):
-                    self._nudge = None  # the server speaks: pppd's timers will do
+                    if self._nudge is not None:
+                        # Before pppd can see the frames: a copy must precede its answer.
+                        out += self._nudge_server(frames, now)
                     if self._lcp is not None:
                         out += self._lcp_frames(frames, from_pppd=False)
                     watcher = self._watcher
@@ -465,6 +470,13 @@ class ClientConnection:
         due = nudge.due(now)
         if nudge.done:
             self._nudge = None
+        return self._nudge_send(due)
+
+    def _nudge_server(self, frames: list[bytes], now: float) -> list[ClientEvent]:
+        nudge, self._nudge = self._nudge, None  # the server speaks: pppd's timers will do
+        return self._nudge_send(nudge.server_frames(frames, now) if nudge is not None else None)
+
+    def _nudge_send(self, due: tuple[bytes, LcpResent] | None) -> list[ClientEvent]:
         if due is None:
             return []
         frame, event = due
