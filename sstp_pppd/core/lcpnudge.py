@@ -10,30 +10,33 @@ it sooner, once.
 
 The rule (:class:`LcpNudge`): after CALL_CONNECT_ACK, while pppd's latest LCP
 Configure-Request is unanswered (it went out after the ACK, pppd has sent nothing else
-since, and the server no PPP frame at all), send that same frame again (same bytes, so
-same Identifier and options: RFC 1661 5.1 lets a retransmission keep its Identifier)
-when either comes first:
+since, and the server no answer to it), send that same frame again (same bytes, so same
+Identifier and options: RFC 1661 5.1 lets a retransmission keep its Identifier) when
+either comes first:
 
 a. *silent server*: the request has been on its way for :data:`NUDGE_DELAY`;
 b. *the server speaks first*: the server's first PPP frame is an LCP Configure-Request
-   (a pppd without ``silent`` sends one as soon as its line is up). The copy is queued
-   before the server's frames are handed on to pppd, so in the stream to the server it
-   precedes anything pppd sends in reply; it is not sent when the same batch already
-   answers pppd's request (Configure-Ack, -Nak or -Reject with its Identifier).
+   (a pppd without ``silent`` sends one as soon as its line is up). The copy goes right
+   before pppd's next frames (its answer to that request), so in the stream to the
+   server it precedes anything pppd sends in reply; not at all if the server's answer to
+   pppd's request (Configure-Ack, -Nak or -Reject with its Identifier) comes first, or
+   if pppd's next frame is a Configure-Request of its own. Waiting for pppd's answer
+   costs the server nothing (it needs that answer too) and spares a ``silent`` server a
+   needless copy: its pppd answers pppd's request with its own request and then its
+   Ack, and the two may come in separate reads (a copy sent as the request arrived went
+   to 5 of 20 such connects in a bench/README.md run); pppd's answer comes after the Ack.
 
 At most once per connection, (a) and (b) together; never once the server's first frame
 was anything else, once pppd has sent anything but a Configure-Request, or once the call
 is ending.
 
 Why a duplicate is harmless (RFC 1661 4.1 state table). Frames travel in order over TLS,
-and since the ACK pppd has sent the server only Configure-Requests (anything else ends
-the rule; before the ACK nothing goes out), answering nothing: pppd has received no
-packet of the server. So when the copy arrives, the server has received no
-Configure-Ack or -Nak of its own request (the RCA/RCN events): it cannot be in Ack-Rcvd,
-nor in Opened, the states where a request would restart the negotiation (Opened is
-reached only through Ack-Rcvd + RCR+ or Ack-Sent + RCA). In (b) that holds although
-pppd answers the server's request at once, because that answer is queued after the copy.
-What is left:
+and ahead of the copy the server has had from us only pppd's Configure-Requests since
+the ACK (anything else from pppd ends the rule, except in (b) the answer the copy goes
+ahead of; before the ACK nothing goes out). So when the copy arrives, the server has
+received no Configure-Ack or -Nak of its own request (the RCA/RCN events): it cannot be
+in Ack-Rcvd, nor in Opened, the states where a request would restart the negotiation
+(Opened is reached only through Ack-Rcvd + RCR+ or Ack-Sent + RCA). What is left:
 
 - Initial/Starting (no pppd, or a line not set up): dropped, the loss this repairs.
   Only in (a): in (b) the server's pppd has its line up, it sent from it.
@@ -72,7 +75,7 @@ sends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .ppp import PROTO_LCP, ppp_protocol
@@ -120,10 +123,10 @@ class LcpResent:
 class LcpNudge:
     """One early copy of pppd's unanswered LCP Configure-Request; see the module doc.
 
-    Feed it pppd's frames as they are sent to the server (:meth:`relayed`) and the
-    server's first PPP frames (:meth:`server_frames`, which may return the copy to send
-    before they go to pppd); tell it when the call is ending (:meth:`stop`);
-    :meth:`due` returns the frame to send again after the delay. One copy in all.
+    Feed it pppd's frames before they are sent to the server (:meth:`relayed`, which may
+    return the copy to send ahead of them) and the server's PPP frames
+    (:meth:`server_frames`); tell it when the call is ending (:meth:`stop`); :meth:`due`
+    returns the frame to send again after the delay. One copy in all.
     """
 
     def __init__(self, delay: float = NUDGE_DELAY) -> None:
@@ -131,6 +134,8 @@ class LcpNudge:
         self._frame: bytes | None = None
         self._sent_at = 0.0
         self._deadline: float | None = None
+        #: (b): the server's request came first; the copy waits for pppd's answer.
+        self._pending = False
         #: True once it has resent or can no longer resend: it stays so.
         self.done = False
 
@@ -142,11 +147,14 @@ class LcpNudge:
         """When :meth:`due` may return the frame, or ``None``."""
         return self._deadline
 
-    def relayed(self, frames: Iterable[bytes], now: float) -> None:
-        """pppd's frames, as they go to the server at ``now`` (held ones at the ACK)."""
+    def relayed(self, frames: Sequence[bytes], now: float) -> tuple[bytes, LcpResent] | None:
+        """pppd's frames, as they go to the server at ``now`` (held ones at the ACK); the
+        copy to send ahead of them and the event saying so, if (b) waits for them."""
+        if self._pending:
+            return self._answering(frames, now)
         for frame in frames:
             if self.done:
-                return
+                return None
             if lcp_code(frame) == _CONF_REQ:
                 # The latest request counts: the delay runs from when it went out.
                 self._frame = frame
@@ -156,24 +164,40 @@ class LcpNudge:
                 # pppd is past its first request (a Terminate-Request when it gives up,
                 # anything else): its own timers decide from here.
                 self.stop()
+        return None
 
-    def server_frames(self, frames: Sequence[bytes], now: float) -> tuple[bytes, LcpResent] | None:
-        """The server's first PPP frames, before they go to pppd: the copy to send first,
-        if they open with the server's Configure-Request and do not answer pppd's; once.
-
-        Whatever they are, the server has spoken: no copy from now on but this one.
-        """
+    def _answering(self, frames: Sequence[bytes], now: float) -> tuple[bytes, LcpResent] | None:
         frame = self._frame
-        self.stop()
-        if frame is None or not frames or lcp_code(frames[0]) != _CONF_REQ:
+        if not frames:
             return None
+        self.stop()
+        if frame is None or lcp_code(frames[0]) == _CONF_REQ:
+            return None  # pppd sends its request again itself
+        return frame, LcpResent(
+            identifier=_lcp_identifier(frame),
+            after=max(now - self._sent_at, 0.0),
+            server_asked=True,
+        )
+
+    def server_frames(self, frames: Sequence[bytes]) -> None:
+        """The server's PPP frames, as they arrive: the first ones decide whether (b)
+        waits for pppd's answer; any answer to pppd's request cancels the copy."""
+        frame = self._frame
+        if frame is None:
+            self.stop()
+            return
         identifier = _lcp_identifier(frame)
         for reply in frames:
             if lcp_code(reply) in _CONF_ANSWERS and _lcp_identifier(reply) == identifier:
-                return None  # the first copy arrived: nothing to repair
-        return frame, LcpResent(
-            identifier=identifier, after=max(now - self._sent_at, 0.0), server_asked=True
-        )
+                self.stop()  # the first copy arrived: nothing to repair
+                return
+        if self._pending:
+            return
+        if not frames or lcp_code(frames[0]) != _CONF_REQ:
+            self.stop()  # the server is alive and said something else: pppd's timers do
+            return
+        self._pending = True
+        self._deadline = None  # the server has spoken: (a) is off
 
     def server_spoke(self) -> None:
         """The server sent a PPP frame: it is alive and pppd's timers are enough."""
@@ -184,6 +208,7 @@ class LcpNudge:
         self.done = True
         self._frame = None
         self._deadline = None
+        self._pending = False
 
     def due(self, now: float) -> tuple[bytes, LcpResent] | None:
         """The frame to send again and the event saying so, if due at ``now``; once."""

@@ -121,42 +121,60 @@ def test_nudge_resends_only_a_frame_pppd_sent_as_a_configure_request(
     assert 0 <= event.identifier <= 255
 
 
-def test_server_request_first_gets_the_copy_at_once_and_only_once() -> None:
+def test_server_request_first_arms_the_copy_for_pppds_answer_once() -> None:
     nudge = LcpNudge()
     nudge.relayed([PPPD_CONFREQ], 1.0)
-    assert nudge.server_frames([SERVER_CONFREQ], 1.25) == (
+    assert nudge.server_frames([SERVER_CONFREQ]) is None
+    assert nudge.deadline is None and not nudge.done  # (a) is off, (b) waits
+    assert nudge.due(9.0) is None
+    assert nudge.relayed([PPPD_ACK_OF_SERVER], 1.25) == (
         PPPD_CONFREQ,
         LcpResent(identifier=1, after=0.25, server_asked=True),
     )
-    assert nudge.done and nudge.deadline is None
-    assert nudge.server_frames([SERVER_CONFREQ], 1.3) is None
+    assert nudge.done
+    assert nudge.relayed([PPPD_ACK_OF_SERVER], 1.3) is None
+    nudge.server_frames([SERVER_CONFREQ])
+    assert nudge.relayed([PPPD_ACK_OF_SERVER], 1.4) is None
     assert nudge.due(9.0) is None
 
 
-def test_server_frames_give_no_copy_unless_they_open_with_an_unanswering_request() -> None:
-    cases: list[tuple[list[bytes], list[bytes]]] = [
-        ([PPPD_CONFREQ], [SERVER_CONFACK]),  # the first copy arrived
-        ([PPPD_CONFREQ], [SERVER_CONFACK, SERVER_CONFREQ]),
-        ([PPPD_CONFREQ], [SERVER_CONFREQ, SERVER_CONFACK]),  # answered in the same batch
-        ([PPPD_CONFREQ], [COMPRESSED_CONFREQ[:-1]]),  # no well-formed LCP packet
-        ([PPPD_CONFREQ], []),
-        ([PPPD_CONFREQ, PPPD_TERMREQ], [SERVER_CONFREQ]),  # pppd moved on
-        ([], [SERVER_CONFREQ]),  # launch mode: pppd has sent nothing yet
+def test_no_copy_unless_the_server_opens_with_a_request_that_answers_nothing() -> None:
+    cases: list[tuple[list[bytes], list[list[bytes]]]] = [
+        ([PPPD_CONFREQ], [[SERVER_CONFACK]]),  # the first copy arrived
+        ([PPPD_CONFREQ], [[SERVER_CONFACK, SERVER_CONFREQ]]),
+        ([PPPD_CONFREQ], [[SERVER_CONFREQ, SERVER_CONFACK]]),  # answered in the same batch
+        ([PPPD_CONFREQ], [[SERVER_CONFREQ], [SERVER_CONFACK]]),  # answered before pppd
+        ([PPPD_CONFREQ], [[COMPRESSED_CONFREQ[:-1]]]),  # no well-formed LCP packet
+        ([PPPD_CONFREQ], [[]]),
+        ([PPPD_CONFREQ, PPPD_TERMREQ], [[SERVER_CONFREQ]]),  # pppd moved on
+        ([], [[SERVER_CONFREQ]]),  # launch mode: pppd has sent nothing yet
     ]
-    for sent, received in cases:
+    for sent, batches in cases:
         nudge = LcpNudge()
         nudge.relayed(sent, 1.0)
-        assert nudge.server_frames(received, 1.2) is None, (sent, received)
-        assert nudge.done and nudge.due(9.0) is None
+        for batch in batches:
+            nudge.server_frames(batch)
+        assert nudge.done, (sent, batches)
+        assert nudge.relayed([PPPD_ACK_OF_SERVER], 1.2) is None
+        assert nudge.due(9.0) is None
         nudge.relayed([PPPD_CONFREQ], 9.0)  # nor for a later request
         assert nudge.due(99.0) is None
+
+
+def test_no_copy_when_pppd_resends_its_request_itself() -> None:
+    nudge = LcpNudge()
+    nudge.relayed([PPPD_CONFREQ], 1.0)
+    nudge.server_frames([SERVER_CONFREQ])
+    assert nudge.relayed([PPPD_CONFREQ], 4.0) is None and nudge.done
 
 
 def test_an_ack_of_another_request_is_no_answer() -> None:
     """An Ack whose Identifier is not the request's does not answer it (RFC 1661 5.2)."""
     nudge = LcpNudge()
     nudge.relayed([PPPD_CONFREQ_2], 1.0)
-    copy = nudge.server_frames([SERVER_CONFREQ, SERVER_CONFACK], 1.5)  # SERVER_CONFACK: id 1
+    nudge.server_frames([SERVER_CONFREQ, SERVER_CONFACK])  # SERVER_CONFACK: id 1
+    nudge.server_frames([SERVER_CONFACK])
+    copy = nudge.relayed([PPPD_ACK_OF_SERVER], 1.5)
     assert copy == (PPPD_CONFREQ_2, LcpResent(identifier=2, after=0.5, server_asked=True))
 
 
@@ -164,26 +182,35 @@ def test_no_copy_for_the_server_after_the_silent_one() -> None:
     nudge = LcpNudge()
     nudge.relayed([PPPD_CONFREQ], 1.0)
     assert nudge.due(1.0 + NUDGE_DELAY) is not None
-    assert nudge.server_frames([SERVER_CONFREQ], 1.6) is None
+    nudge.server_frames([SERVER_CONFREQ])
+    assert nudge.relayed([PPPD_ACK_OF_SERVER], 1.6) is None
+
+
+_SERVER = st.sampled_from([SERVER_CONFREQ, SERVER_CONFACK, PPPD_TERMREQ]) | st.binary(max_size=30)
 
 
 @given(
     st.lists(st.binary(max_size=40), max_size=4),
-    st.lists(
-        st.sampled_from([SERVER_CONFREQ, SERVER_CONFACK, PPPD_TERMREQ]) | st.binary(max_size=30),
-        max_size=4,
-    ),
+    st.lists(st.lists(_SERVER, max_size=3), max_size=3),
+    st.lists(st.binary(max_size=40), max_size=3),
 )
-def test_at_most_one_copy_whatever_the_server_sends(sent: list[bytes], batch: list[bytes]) -> None:
+def test_at_most_one_copy_whatever_the_server_and_pppd_send(
+    sent: list[bytes], batches: list[list[bytes]], answer: list[bytes]
+) -> None:
     nudge = LcpNudge()
     nudge.relayed([PPPD_CONFREQ, *sent], 1.0)
-    copies = [nudge.server_frames(batch, 1.1), nudge.due(9.0), nudge.server_frames(batch, 9.5)]
+    for batch in batches:
+        nudge.server_frames(batch)
+    copies = [nudge.relayed(answer, 1.1), nudge.due(9.0), nudge.relayed(answer, 9.5)]
     made = [c for c in copies if c is not None]
     assert len(made) <= 1
     if copies[0] is not None:
         frame, event = copies[0]
-        assert frame == ([PPPD_CONFREQ, *sent])[-1] and lcp_code(frame) == 1
-        assert lcp_code(batch[0]) == 1 and event.server_asked
+        assert frame == [PPPD_CONFREQ, *sent][-1] and lcp_code(frame) == 1
+        assert batches and batches[0] and lcp_code(batches[0][0]) == 1 and event.server_asked
+        assert answer and lcp_code(answer[0]) != 1
+        served = [f for b in batches for f in b]
+        assert SERVER_CONFACK not in served or event.identifier != 1
 
 
 # ----- through the client, as the transport drives it -------------------------------------
@@ -221,35 +248,36 @@ def test_packets_from_pppd_feed_it_too() -> None:
     assert c.data_to_send() == data(PPPD_CONFREQ)
 
 
-def test_lcp_first_server_gets_the_copy_before_pppd_answers() -> None:
+def test_lcp_first_server_gets_the_copy_ahead_of_pppds_answer() -> None:
     """pty mode against a pppd without ``silent``: the held request went out at the ACK,
     as the server was starting its pppd; that pppd's own request is the first frame back.
-    The copy goes out at once, ahead of pppd's answer in the stream, and only once."""
+    The copy goes out ahead of pppd's answer to it, and only once."""
     c = held_until_ack()
-    events = c.receive_data(data(SERVER_CONFREQ), 1.25)
-    assert events == [
-        LcpResent(identifier=1, after=0.25, server_asked=True),
-        PppFrames(frames=[SERVER_CONFREQ]),
+    assert c.receive_data(data(SERVER_CONFREQ), 1.25) == [PppFrames(frames=[SERVER_CONFREQ])]
+    assert c.data_to_send() == b""
+    assert c.frames_from_pppd([PPPD_ACK_OF_SERVER], 1.5) == [
+        LcpResent(identifier=1, after=0.5, server_asked=True)
     ]
-    # pppd answers the server's request before the transport has written anything.
-    assert c.frames_from_pppd([PPPD_ACK_OF_SERVER], 1.26) == []
     assert c.data_to_send() == frames(PPPD_CONFREQ, PPPD_ACK_OF_SERVER)
     # Not twice: no timer copy, none for the server's Ack of either copy or its retry.
     deadline = c.next_deadline()
     assert deadline is not None and deadline > 10.0
     assert run_timer(c, 1.0 + NUDGE_DELAY) == []
-    assert c.receive_data(data(SERVER_CONFACK), 1.3) == [PppFrames(frames=[SERVER_CONFACK])]
-    assert c.receive_data(data(SERVER_CONFACK), 1.31) == [PppFrames(frames=[SERVER_CONFACK])]
+    assert c.receive_data(data(SERVER_CONFACK), 1.6) == [PppFrames(frames=[SERVER_CONFACK])]
+    assert c.receive_data(data(SERVER_CONFACK), 1.61) == [PppFrames(frames=[SERVER_CONFACK])]
     assert c.receive_data(data(SERVER_CONFREQ), 4.0) == [PppFrames(frames=[SERVER_CONFREQ])]
-    assert c.data_to_send() == b""
+    c.frames_from_pppd([PPPD_ACK_OF_SERVER], 4.01)
+    assert c.data_to_send() == data(PPPD_ACK_OF_SERVER)
 
 
-def test_the_copy_precedes_pppds_answer_when_the_transport_writes_in_between() -> None:
+def test_the_copy_goes_in_the_batch_path_too() -> None:
+    """pppd's answer through packets_from_pppd (the relay's batch path): copy first."""
     c = held_until_ack()
     c.receive_data(data(SERVER_CONFREQ), 1.25)
-    assert c.data_to_send() == data(PPPD_CONFREQ)
-    c.frames_from_pppd([PPPD_ACK_OF_SERVER], 1.26)
-    assert c.data_to_send() == data(PPPD_ACK_OF_SERVER)
+    assert c.packets_from_pppd(data(PPPD_ACK_OF_SERVER), 1.5) == [
+        LcpResent(identifier=1, after=0.5, server_asked=True)
+    ]
+    assert c.data_to_send() == frames(PPPD_CONFREQ, PPPD_ACK_OF_SERVER)
 
 
 def test_launch_mode_request_crossing_the_servers_gets_the_copy() -> None:
@@ -257,9 +285,11 @@ def test_launch_mode_request_crossing_the_servers_gets_the_copy() -> None:
     c = acked()
     c.frames_from_pppd([PPPD_CONFREQ], 0.5)
     assert c.data_to_send() == data(PPPD_CONFREQ)
-    events = c.receive_data(data(SERVER_CONFREQ), 0.75)
-    assert events[0] == LcpResent(identifier=1, after=0.25, server_asked=True)
-    assert c.data_to_send() == data(PPPD_CONFREQ)
+    c.receive_data(data(SERVER_CONFREQ), 0.6)
+    assert c.frames_from_pppd([PPPD_ACK_OF_SERVER], 0.75) == [
+        LcpResent(identifier=1, after=0.25, server_asked=True)
+    ]
+    assert c.data_to_send() == frames(PPPD_CONFREQ, PPPD_ACK_OF_SERVER)
 
 
 def test_the_copy_is_of_pppds_latest_request() -> None:
@@ -267,10 +297,21 @@ def test_the_copy_is_of_pppds_latest_request() -> None:
     c.frames_from_pppd([PPPD_CONFREQ], 0.1)
     c.frames_from_pppd([PPPD_CONFREQ_2], 0.3)
     c.data_to_send()
-    assert c.receive_data(data(SERVER_CONFREQ), 0.5)[0] == LcpResent(
-        identifier=2, after=0.2, server_asked=True
-    )
-    assert c.data_to_send() == data(PPPD_CONFREQ_2)
+    c.receive_data(data(SERVER_CONFREQ), 0.4)
+    assert c.frames_from_pppd([PPPD_ACK_OF_SERVER], 0.5) == [
+        LcpResent(identifier=2, after=0.2, server_asked=True)
+    ]
+    assert c.data_to_send() == frames(PPPD_CONFREQ_2, PPPD_ACK_OF_SERVER)
+
+
+def test_no_copy_when_a_silent_servers_ack_follows_its_request() -> None:
+    """A ``silent`` server answers pppd's request with its own request, then its Ack; in
+    two reads, the Ack still comes before pppd's answer: the first copy arrived."""
+    c = held_until_ack()
+    assert c.receive_data(data(SERVER_CONFREQ), 1.1) == [PppFrames(frames=[SERVER_CONFREQ])]
+    assert c.receive_data(data(SERVER_CONFACK), 1.1) == [PppFrames(frames=[SERVER_CONFACK])]
+    assert c.frames_from_pppd([PPPD_ACK_OF_SERVER], 1.2) == []
+    assert c.data_to_send() == data(PPPD_ACK_OF_SERVER)
 
 
 def test_no_copy_when_the_server_answered_first() -> None:
@@ -294,7 +335,8 @@ def test_no_copy_when_the_servers_first_frame_is_not_lcp() -> None:
     c = held_until_ack()
     assert c.receive_data(data(CHAP_CHALLENGE), 1.1) == [PppFrames(frames=[CHAP_CHALLENGE])]
     assert c.receive_data(data(SERVER_CONFREQ), 1.2) == [PppFrames(frames=[SERVER_CONFREQ])]
-    assert c.data_to_send() == b""
+    assert c.frames_from_pppd([PPPD_ACK_OF_SERVER], 1.3) == []
+    assert c.data_to_send() == data(PPPD_ACK_OF_SERVER)
 
 
 def test_no_copy_when_pppd_sent_something_else_since() -> None:
@@ -302,7 +344,8 @@ def test_no_copy_when_pppd_sent_something_else_since() -> None:
     c.frames_from_pppd([PPPD_CONFREQ, PPPD_TERMREQ], 0.1)
     c.data_to_send()
     assert c.receive_data(data(SERVER_CONFREQ), 0.3) == [PppFrames(frames=[SERVER_CONFREQ])]
-    assert c.data_to_send() == b""
+    assert c.frames_from_pppd([PPPD_ACK_OF_SERVER], 0.4) == []
+    assert c.data_to_send() == data(PPPD_ACK_OF_SERVER)
 
 
 def test_no_second_copy_after_the_silent_one() -> None:
@@ -311,7 +354,8 @@ def test_no_second_copy_after_the_silent_one() -> None:
     assert run_timer(c, 1.0 + NUDGE_DELAY) == [LcpResent(identifier=1, after=NUDGE_DELAY)]
     assert c.data_to_send() == data(PPPD_CONFREQ)
     assert c.receive_data(data(SERVER_CONFREQ), 1.6) == [PppFrames(frames=[SERVER_CONFREQ])]
-    assert c.data_to_send() == b""
+    assert c.frames_from_pppd([PPPD_ACK_OF_SERVER], 1.7) == []
+    assert c.data_to_send() == data(PPPD_ACK_OF_SERVER)
 
 
 def test_the_batch_path_is_free_of_it_once_the_copy_went(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -319,7 +363,8 @@ def test_the_batch_path_is_free_of_it_once_the_copy_went(monkeypatch: pytest.Mon
     rule costs nothing per frame from then on."""
     c = held_until_ack(password_lookup=lookup)
     c.receive_data(data(SERVER_CONFREQ), 1.25)
-    assert c.data_to_send() == data(PPPD_CONFREQ)
+    c.frames_from_pppd([PPPD_ACK_OF_SERVER], 1.3)
+    assert c.data_to_send() == frames(PPPD_CONFREQ, PPPD_ACK_OF_SERVER)
     mschapv2(c)
     assert c.call_connected
     c.data_to_send()
