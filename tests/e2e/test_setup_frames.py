@@ -4,9 +4,9 @@ sstp-server 0.7.2 with its pppd not ``silent`` (connect_bench.py's ``lcp-first``
 sstpd starts its pppd as it sends CALL_CONNECT_ACK, and that pppd sends its own LCP
 Configure-Request as soon as its line is up. In pty mode pppd's first request is already
 waiting in the transport then, goes out right after the ACK, and sstpd loses it while its
-pppd starts (bench/README.md); before rule 6(b) of sstp_pppd.core.client (the copy sent as
-the server's request arrives, :mod:`sstp_pppd.core.lcpnudge`) pppd's 3 s restart timer
-resent it in most connects.
+pppd starts (bench/README.md); before rule 6(b) of sstp_pppd.core.client (the copy sent
+when the server's request came first, ahead of pppd's answer to it,
+:mod:`sstp_pppd.core.lcpnudge`) pppd's 3 s restart timer resent it in most connects.
 
 The two pppds' debug logs are the witnesses, not the clock: in every connect the server's
 pppd speaks first (the case is what it claims), every set-up packet one pppd logged as
