@@ -26,9 +26,11 @@ The decisions it owns, each a rule of its own:
 5. How the call ended is a value, :class:`CallEnded` with an :class:`Outcome`: no exit
    codes here. What the server does after :meth:`~ClientConnection.expect_close` is no
    failure.
-6. pppd's LCP Configure-Request that the server has not answered with any frame within
-   :data:`~.lcpnudge.NUDGE_DELAY` of going out after the ACK is sent once more, early
-   (:mod:`.lcpnudge`: a server starting its pppd may drop the first copy).
+6. pppd's LCP Configure-Request that went out after the ACK is sent once more, early,
+   while the server has not answered it (:mod:`.lcpnudge`: a server starting its pppd
+   may drop the first copy): (a) when the server has sent no frame within
+   :data:`~.lcpnudge.NUDGE_DELAY`, or (b) when the server's first frame is its own LCP
+   Configure-Request, then right ahead of pppd's answer to it. Once per connection.
 """
 
 from __future__ import annotations
@@ -205,11 +207,12 @@ class ClientConnection:
         if held is not None:
             held.extend(frames[: EARLY_FRAMES_MAX - len(held)])
             return []
-        if self._nudge is not None:
-            self._nudge_relayed(frames, now)
+        # Rule 6's copy, if it waits for these frames, goes ahead of them.
+        events = self._nudge_relayed(frames, now) if self._nudge is not None else []
         # Frames held after the watcher's verdict come here again: the tracker's view
         # of a frame seen twice is the same (the first refusal, the first ending count).
-        events = self._lcp_frames(frames, from_pppd=True) if self._lcp is not None else []
+        if self._lcp is not None:
+            events += self._lcp_frames(frames, from_pppd=True)
         if self._watcher is not None:
             return events + self._send_watched(frames, now)
         send = self._conn.send_ppp_frame
@@ -403,7 +406,8 @@ class ClientConnection:
         for event in events:
             match event:
                 case PppFrames(frames=frames):
-                    self._nudge = None  # the server speaks: pppd's timers will do
+                    if self._nudge is not None:
+                        self._nudge_server(frames)
                     if self._lcp is not None:
                         out += self._lcp_frames(frames, from_pppd=False)
                     watcher = self._watcher
@@ -451,12 +455,14 @@ class ClientConnection:
 
     # ----- rule 6: the early copy of pppd's unanswered LCP request (lcpnudge) ---------------
 
-    def _nudge_relayed(self, frames: list[bytes], now: float) -> None:
+    def _nudge_relayed(self, frames: list[bytes], now: float) -> list[ClientEvent]:
         nudge = self._nudge
-        if nudge is not None:
-            nudge.relayed(frames, now)
-            if nudge.done:
-                self._nudge = None  # off the batch path's way
+        if nudge is None:
+            return []
+        copy = nudge.relayed(frames, now)
+        if nudge.done:
+            self._nudge = None  # off the batch path's way
+        return self._nudge_send(copy)
 
     def _nudge_due(self, now: float) -> list[ClientEvent]:
         nudge = self._nudge
@@ -465,6 +471,16 @@ class ClientConnection:
         due = nudge.due(now)
         if nudge.done:
             self._nudge = None
+        return self._nudge_send(due)
+
+    def _nudge_server(self, frames: list[bytes]) -> None:
+        nudge = self._nudge
+        if nudge is not None:
+            nudge.server_frames(frames)
+            if nudge.done:
+                self._nudge = None  # the server speaks: pppd's timers will do
+
+    def _nudge_send(self, due: tuple[bytes, LcpResent] | None) -> list[ClientEvent]:
         if due is None:
             return []
         frame, event = due

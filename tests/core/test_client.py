@@ -24,6 +24,7 @@ from sstp_pppd.core.client import (
     FrameDropped,
     HttpAccepted,
     KeySource,
+    LcpResent,
     Outcome,
 )
 from sstp_pppd.core.events import (
@@ -229,6 +230,34 @@ def test_frames_before_the_ack_are_held_and_released_in_order() -> None:
     # The first 64 in pppd's order; beyond that, dropped (pppd retransmits).
     assert c.data_to_send() == frames(*early[:EARLY_FRAMES_MAX])
     relay(c, LCP_REQUEST)  # and from now on straight through
+
+
+def test_rule_6_the_servers_first_request_sends_the_held_one_again_ahead_of_pppd() -> None:
+    """pty mode, a server whose pppd speaks first: the request held until the ACK went
+    while the server was starting its pppd; its own request brings the copy, sent ahead
+    of pppd's answer to it, and the call goes on to CALL_CONNECTED as ever."""
+    c = http_done(password_lookup=lookup)
+    assert c.frames_from_pppd([LCP_REQUEST], 0.5) == []
+    c.receive_data(ack(3), 1.0)
+    assert c.data_to_send() == frames(LCP_REQUEST)
+    server_request = ppp(LCP, 1, 1, MRU + AUTH_MSCHAPV2 + MAGIC)
+    assert c.receive_data(data(server_request), 1.25) == [PppFrames(frames=[server_request])]
+    answer = lcp_ack(MRU, AUTH_MSCHAPV2, MAGIC)
+    assert c.frames_from_pppd([answer], 1.5) == [
+        LcpResent(identifier=1, after=0.5, server_asked=True)
+    ]
+    assert c.data_to_send() == frames(LCP_REQUEST, answer)
+    assert c.receive_data(data(lcp_ack(MRU, MAGIC)), 1.3) == [
+        PppFrames(frames=[lcp_ack(MRU, MAGIC)])
+    ]
+    assert c.receive_data(data(CHAP_CHALLENGE), 1.3) == [PppFrames(frames=[CHAP_CHALLENGE])]
+    relay(c, CHAP_RESPONSE)
+    assert [type(e) for e in c.receive_data(data(CHAP_SUCCESS), 2.0)] == [
+        AuthSucceeded,
+        CallConnected,
+        PppFrames,
+    ]
+    assert c.data_to_send() == expected_call_connected(2, HLAK)
 
 
 def test_mschapv2_binds_with_the_password_keys_and_sha256() -> None:
