@@ -257,13 +257,21 @@ class Tunnel:
                     # The cause of the ending that follows; the error line comes at exit.
                     log.debug("LCP agreed on no authentication method (reported at exit)")
                     self.owner.auth_failed(message)
-                case LcpResent(identifier=identifier, after=after):
+                case LcpResent(identifier=identifier, after=after, server_asked=asked):
                     # Not pppd's own retry: the server (starting its pppd?) may have lost it.
-                    log.info(
-                        "no answer to pppd's LCP Configure-Request id %d in %.1f s: sent it again",
-                        identifier,
-                        after,
-                    )
+                    if asked:
+                        log.info(
+                            "the server asked first, with no answer to pppd's LCP "
+                            "Configure-Request id %d: sent it again",
+                            identifier,
+                        )
+                    else:
+                        log.info(
+                            "no answer to pppd's LCP Configure-Request id %d in %.1f s: "
+                            "sent it again",
+                            identifier,
+                            after,
+                        )
                 case CallConnected():
                     self.call_connected(event)
                 case BindingAccepted():
