@@ -55,6 +55,7 @@ from tests.e2e.bed import (  # noqa: E402
     Lab,
 )
 from tests.e2e.certs import SERVER_NAME  # noqa: E402
+from tests.e2e.pppdlog import PACKET, packets  # noqa: E402
 from tests.e2e.uml import GuestError, GuestProcess  # noqa: E402
 
 OURS, SSTPC = "sstp-pppd", "sstpc"
@@ -67,11 +68,6 @@ MODES = ("pty", "launch")
 #: The same pppd options for both clients: MS-CHAPv2 only, no routes, no compression.
 CLIENT_PPPD = ("noauth", "refuse-eap", "refuse-pap", "refuse-chap", "refuse-mschap",
                "nodefaultroute", "noccp", "debug")  # fmt: skip
-#: pppd's debug lines of set-up packets: "sent [LCP ConfReq id=0x1 <asyncmap 0x0> ...]".
-PACKET = re.compile(
-    r"\b(sent|rcvd) \[((?:LCP|IPCP|IPV6CP|CHAP) "
-    r"(?:ConfReq|ConfAck|ConfNak|ConfRej|Challenge|Response|Success|Failure)\b[^\]]*)\]"
-)
 #: sstpd -v 5: "DEBUG: [...] sstp => pppd (24 bytes)." then "VERBOSE: [...] ff03c021...".
 SSTPD_FRAME = re.compile(
     r"^(\S+ \S+) DEBUG: .*?(sstp => pppd|pppd => sstp) \(\d+ bytes\)\.?\n"
@@ -112,15 +108,6 @@ class Connect:
     #: --verbose: where each lost frame went missing (:func:`locate`), and when sstpd's
     #: pppd process had started (its "Resume producing").
     where_lost: list[str] = dataclasses.field(default_factory=list)
-
-
-def packets(log: str) -> tuple[list[str], list[str]]:
-    """(sent, received) set-up packets in one pppd's debug log, in order."""
-    sent: list[str] = []
-    rcvd: list[str] = []
-    for m in PACKET.finditer(log):
-        (sent if m.group(1) == "sent" else rcvd).append(m.group(2))
-    return sent, rcvd
 
 
 def key(packet: str) -> str:

@@ -20,7 +20,6 @@ held proves nothing on its own.
 from __future__ import annotations
 
 import collections
-import re
 import time
 from pathlib import Path
 
@@ -28,6 +27,7 @@ import pytest
 
 from .bed import PASSWORD, SERVER_PPPD_OPTIONS, SSTP_PPPD, USERNAME, Lab
 from .certs import SERVER_NAME
+from .pppdlog import packets
 from .test_transport import CLIENT_PPPD
 
 pytestmark = pytest.mark.e2e
@@ -36,20 +36,6 @@ NAME = "setup-frames"
 CONNECTS = 4
 #: connect_bench.py's lcp-first server: the bed's options without ``silent``.
 LCP_FIRST = tuple(o for o in SERVER_PPPD_OPTIONS if o != "silent")
-#: pppd's debug lines of set-up packets: "sent [LCP ConfReq id=0x1 <asyncmap 0x0> ...]".
-PACKET = re.compile(
-    r"\b(sent|rcvd) \[((?:LCP|IPCP|IPV6CP|CHAP) "
-    r"(?:ConfReq|ConfAck|ConfNak|ConfRej|Challenge|Response|Success|Failure)\b[^\]]*)\]"
-)
-
-
-def packets(log: str) -> tuple[list[str], list[str]]:
-    """(sent, received) set-up packets in one pppd's debug log, in order."""
-    sent: list[str] = []
-    rcvd: list[str] = []
-    for m in PACKET.finditer(log):
-        (sent if m.group(1) == "sent" else rcvd).append(m.group(2))
-    return sent, rcvd
 
 
 def lost(sent: list[str], rcvd: list[str]) -> list[str]:
