@@ -1,4 +1,4 @@
-"""asyncio protocols for the two ends of the relay: the TLS connection and pppd's pty.
+"""The two ends of the relay on asyncio's loop: the TLS connection and pppd's pty.
 
 Each link hands what it reads to its owner through a narrow interface
 (:class:`ServerSide` or :class:`PppdSide`) and knows only its *peer* otherwise:
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 from typing import Any, Protocol
 
 from .ptyio import BatchReader
@@ -23,8 +24,7 @@ LOW_WATER = 64 * 1024
 #: pauses the TLS reads (and what they allocate) sooner.
 PTY_HIGH_WATER = 64 * 1024
 PTY_LOW_WATER = 16 * 1024
-#: What one TLS read may bring: asyncio's SSL layer reads into this one reused buffer
-#: (its own default: a new bytes per record, joined into up to 256 KiB per wakeup).
+#: What one wakeup reads from TLS at most, into one reused buffer, before it is handed on.
 TLS_READ_SIZE = 64 * 1024
 
 
@@ -49,78 +49,236 @@ class Reader(Protocol):
     def resume_reading(self) -> None: ...
 
 
-class TlsLink(asyncio.BufferedProtocol):
-    """The TLS connection to the server.
+class TlsLink:
+    """The TLS connection to the server, on its :class:`ssl.SSLSocket` directly.
 
-    A buffered protocol: decrypted bytes land in one preallocated buffer (no bytes per
-    TLS record, no join), and a batch stays small enough for the caches and for memory.
+    asyncio's SSL transport runs every record through two memory BIOs and several layers
+    of Python per wakeup, which at a link's pace (a frame or a few per wakeup) cost more
+    than the relay's own work. Here a wakeup is ``SSL_read`` into one reused buffer until
+    the socket is drained, and a write is one ``SSL_write`` straight to the socket; only
+    what the socket cannot take waits, in order, for it to become writable.
     """
 
     def __init__(self, owner: ServerSide) -> None:
         self.owner = owner
-        self._buffer = memoryview(bytearray(TLS_READ_SIZE))
+        self._loop = asyncio.get_running_loop()
+        self._buffer = bytearray(TLS_READ_SIZE)
+        self._view = memoryview(self._buffer)
         #: Paused while this link cannot write fast enough (the pty link, once open).
         self.peer: Reader | None = None
-        self.transport: asyncio.Transport | None = None
-        self._closed = asyncio.get_running_loop().create_future()
+        self.sock: ssl.SSLSocket | None = None
+        self._fd = -1
+        self._closed = self._loop.create_future()
+        #: A write SSL_write could not finish: retried with the same bytes, as it requires.
+        self._pending: bytes | None = None
+        self._queue: list[bytes] = []
+        self._queued = 0
+        self._reading = False
+        self._writer_on = False
+        self._peer_paused = False
+        self._closing = False  # close() called: flush, then close_notify
+        self._shutting = False  # close_notify on its way: reads wait for the peer's
+        self._gone = False
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.transport.set_write_buffer_limits(HIGH_WATER, LOW_WATER)  # type: ignore[union-attr]
+    # ----- set-up --------------------------------------------------------------------------
 
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self._buffer
+    async def handshake(self, sock: ssl.SSLSocket) -> None:
+        """Complete the TLS handshake of ``sock`` (non-blocking), then start reading."""
+        fd = sock.fileno()
+        while True:
+            try:
+                sock.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await self._ready(fd, reading=True)
+            except ssl.SSLWantWriteError:
+                await self._ready(fd, reading=False)
+        self.sock = sock
+        self._fd = fd
+        self.resume_reading()
 
-    def buffer_updated(self, nbytes: int) -> None:
-        # A copy: the core may keep part of it (an unfinished packet), and the buffer is
-        # written again by the next read.
-        self.owner.from_server(self._buffer[:nbytes].tobytes())
+    async def _ready(self, fd: int, *, reading: bool) -> None:
+        waiter: asyncio.Future[None] = self._loop.create_future()
 
-    def eof_received(self) -> bool | None:
-        return None
+        def wake() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
 
-    def connection_lost(self, exc: Exception | None) -> None:
+        if reading:
+            self._loop.add_reader(fd, wake)
+        else:
+            self._loop.add_writer(fd, wake)
+        try:
+            await waiter
+        finally:
+            if reading:
+                self._loop.remove_reader(fd)
+            else:
+                self._loop.remove_writer(fd)
+
+    def peername(self) -> Any:
+        return self.sock.getpeername() if self.sock is not None else None
+
+    # ----- reading -------------------------------------------------------------------------
+
+    def _read_ready(self) -> None:
+        sock = self.sock
+        if sock is None:
+            return
+        if self._shutting:
+            self._shutdown()
+            return
+        view = self._view
+        got = 0
+        room = TLS_READ_SIZE
+        lost: Exception | None = None
+        eof = False
+        while room:
+            try:
+                n = sock.recv_into(view[got:], room)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLWantWriteError:
+                break  # a renegotiation step: the next readable event goes on with it
+            except ssl.SSLZeroReturnError:
+                eof = True  # the server's close_notify
+                break
+            except OSError as exc:
+                lost = exc
+                break
+            if not n:
+                eof = True
+                break
+            got += n
+            room -= n
+        if got:
+            # A copy: the core may keep part of it (an unfinished packet), and the buffer
+            # is written again by the next read.
+            self.owner.from_server(view[:got].tobytes())
+        if lost is not None or eof:
+            self._teardown(lost)
+        elif not room and self._reading and self.sock is not None:
+            # Stopped for the batch's size: what is left may sit in OpenSSL's buffer,
+            # where no readable event announces it.
+            self._loop.call_soon(self._read_ready)
+
+    def pause_reading(self) -> None:
+        if self._reading:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    def resume_reading(self) -> None:
+        if not self._reading and self.sock is not None and not self._gone:
+            self._loop.add_reader(self._fd, self._read_ready)
+            self._reading = True
+            if self.sock.pending():
+                self._loop.call_soon(self._read_ready)
+
+    # ----- writing -------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.sock is None or self._gone or self._closing:
+            return
+        if self._pending is None:
+            self._send(data)
+        else:
+            self._queue.append(data)
+            self._queued += len(data)
+        if self._queued + len(self._pending or b"") > HIGH_WATER and not self._peer_paused:
+            self._peer_paused = True
+            if self.peer is not None:
+                self.peer.pause_reading()
+
+    def _send(self, data: bytes) -> bool:
+        """One SSL_write of all of ``data``; False if it waits for the socket."""
+        sock = self.sock
+        if sock is None:
+            return False
+        try:
+            sock.send(data)
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError):
+            self._pending = data
+            if not self._writer_on:
+                self._loop.add_writer(self._fd, self._write_ready)
+                self._writer_on = True
+            return False
+        except OSError as exc:
+            self._teardown(exc)
+            return False
+        return True
+
+    def _write_ready(self) -> None:
+        while self._pending is not None or self._queue:
+            if self._pending is not None:
+                data, self._pending = self._pending, None
+            else:
+                data = b"".join(self._queue) if len(self._queue) > 1 else self._queue[0]
+                self._queue.clear()
+                self._queued = 0
+            if not self._send(data):
+                return
+        if self._writer_on and not self._gone:
+            self._loop.remove_writer(self._fd)
+            self._writer_on = False
+        if self._peer_paused:
+            self._peer_paused = False
+            if self.peer is not None:
+                self.peer.resume_reading()
+        if self._closing:
+            self._shutdown()
+
+    # ----- the end -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Send what waits, then close_notify; the link is gone when the server answers."""
+        if self.sock is None or self._closing or self._gone:
+            return
+        self._closing = True
+        if self._pending is None and not self._queue:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        sock = self.sock
+        if sock is None or self._gone:
+            return
+        self._shutting = True
+        try:
+            sock.unwrap()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            # close_notify sent (or on its way): wait for the server's, read as it comes.
+            self.resume_reading()
+            return
+        except OSError:
+            pass  # the server closed first, or without its close_notify: done either way
+        self._teardown(None)
+
+    def abort(self) -> None:
+        """Drop the connection without the TLS close exchange (the peer is unreachable)."""
+        self._teardown(None)
+
+    def _teardown(self, exc: Exception | None) -> None:
+        if self._gone:
+            return
+        self._gone = True
+        self.pause_reading()
+        if self._writer_on:
+            self._loop.remove_writer(self._fd)
+            self._writer_on = False
+        self._pending = None
+        self._queue.clear()
+        if self.sock is not None:
+            self.sock.close()
         if not self._closed.done():
             self._closed.set_result(None)
         self.owner.server_lost(exc)
 
-    def pause_writing(self) -> None:
-        if self.peer is not None:
-            self.peer.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.peer is not None:
-            self.peer.resume_reading()
-
-    def write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
-
-    def pause_reading(self) -> None:
-        if self.transport is not None and self.transport.is_reading():
-            self.transport.pause_reading()
-
-    def resume_reading(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    def close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
-
-    def abort(self) -> None:
-        """Drop the connection without the TLS close exchange (the peer is unreachable)."""
-        if self.transport is not None:
-            self.transport.abort()
-
     async def closed_wait(self, timeout: float) -> None:
-        if self.transport is None:
+        if self.sock is None:
             return  # never connected (the TLS handshake failed): nothing to wait for
         try:
             await asyncio.wait_for(asyncio.shield(self._closed), timeout)
         except TimeoutError:
-            if self.transport is not None:
-                self.transport.abort()
+            self.abort()
 
 
 class _PtyWriter(asyncio.BaseProtocol):

@@ -174,28 +174,36 @@ class Session:
         """TLS handshake on a connected socket, then the HTTP SSTP_DUPLEX_POST request."""
         cfg = self.config
         ctx = make_context(cfg)
+        link = self.tunnel.tls_protocol()
         try:
-            transport, _ = await self.loop.create_connection(
-                self.tunnel.tls_protocol,
-                sock=sock,
-                ssl=ctx,
-                # bytes are fine for ssl (typeshed says str): see server_hostname().
-                server_hostname=server_hostname(cfg),  # type: ignore[arg-type]
-                ssl_handshake_timeout=cfg.connect_timeout,
+            # bytes are fine for ssl: see server_hostname().
+            tls = ctx.wrap_socket(
+                sock,
+                server_hostname=server_hostname(cfg),
+                do_handshake_on_connect=False,
             )
+        except OSError as exc:
+            sock.close()
+            raise TlsError(describe_failure(exc, cfg)) from exc
+        try:
+            async with asyncio.timeout(cfg.connect_timeout):
+                await link.handshake(tls)
         except (OSError, TimeoutError) as exc:
+            tls.close()
             if isinstance(exc, TimeoutError):
                 raise TlsError("TLS: the server did not complete the handshake in time") from exc
             raise TlsError(describe_failure(exc, cfg)) from exc
-        self.server_peer = transport.get_extra_info("peername")
-        ssl_obj = transport.get_extra_info("ssl_object")
-        cert_der = ssl_obj.getpeercert(binary_form=True) or b""
+        except BaseException:
+            tls.close()  # cancelled (a signal): leave no socket behind
+            raise
+        self.server_peer = link.peername()
+        cert_der = tls.getpeercert(binary_form=True) or b""
         check_pins(cert_der, cfg.tls.pins)
         log.log(
             NOTICE,
             "TLS established: %s, %s, certificate %s",
-            ssl_obj.version(),
-            ssl_obj.cipher()[0] if ssl_obj.cipher() else "?",
+            tls.version(),
+            cipher[0] if (cipher := tls.cipher()) else "?",
             "pinned" if cfg.tls.pins else ("NOT verified" if cfg.tls.insecure else "verified"),
         )
         self.stage("sstp")

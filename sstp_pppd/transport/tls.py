@@ -141,6 +141,12 @@ def describe_failure(exc: BaseException, config: Config) -> str:
         if code == 23:
             return "TLS: the server certificate has been revoked (CRL)"
         return f"TLS: the server certificate failed verification: {msg}"
+    if isinstance(exc, ConnectionError | ssl.SSLEOFError) or not str(exc):
+        # A peer that hangs up mid-handshake: EOF in violation of the protocol, or a reset.
+        return (
+            "TLS handshake failed: the server closed the connection (it may refuse our "
+            "TLS versions or ciphers, or not speak TLS on this port)"
+        )
     if isinstance(exc, ssl.SSLError):
         reason = exc.reason or str(exc)
         if "VERSION" in reason.upper() or "PROTOCOL" in reason.upper():
@@ -150,12 +156,6 @@ def describe_failure(exc: BaseException, config: Config) -> str:
                 f"may only speak TLS below {lowest} (--tls-min-version)"
             )
         return f"TLS handshake failed: {reason}"
-    if isinstance(exc, ConnectionError) or not str(exc):
-        # asyncio reports a peer that hangs up mid-handshake as a bare ConnectionResetError.
-        return (
-            "TLS handshake failed: the server closed the connection (it may refuse our "
-            "TLS versions or ciphers, or not speak TLS on this port)"
-        )
     return f"TLS handshake failed: {exc}"
 
 
