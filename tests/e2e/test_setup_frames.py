@@ -54,8 +54,10 @@ def peers_file(lab: Lab) -> None:
         f'pty "{SSTP_PPPD} --nolaunchpppd --ipparam {NAME} --ca-cert {lab.certs.ca.cert} '
         f'--log-stderr --log-level 3 {SERVER_NAME}"\n'
         f"name {USERNAME}\nremotename sstpd\nipparam {NAME}\nlinkname {NAME}\n"
-        + "".join(f"{o}\n" for o in CLIENT_PPPD)
-        + "nodetach\ndebug\n",
+        # pppd's first request waits for the tunnel; on a slow guest the client's start
+        # alone takes longer than the 3 s restart timer, whose resends would then pass
+        # for losses. 30 s: a request lost now shows as a connect that times out.
+        "lcp-restart 30\n" + "".join(f"{o}\n" for o in CLIENT_PPPD) + "nodetach\ndebug\n",
     )
     lab.write_client_file("chap-secrets", f'"{USERNAME}" * "{PASSWORD}" *\n', 0o600)
 
