@@ -15,11 +15,12 @@ from typing import Any, Protocol
 
 from .ptyio import BatchReader
 
-__all__ = ["HIGH_WATER", "LOW_WATER", "PppdSide", "PtyLink", "Reader", "ServerSide", "TlsLink"]
+__all__ = ["HIGH_WATER", "PppdSide", "PtyLink", "Reader", "ServerSide", "TlsLink"]
 
-#: Write-buffer limits: large enough to batch, small enough to bound memory per direction.
+#: What may wait for the TLS socket before reading pppd's line pauses: enough to batch,
+#: little enough to bound memory. Reading resumes once the socket has taken all of it
+#: (what waits goes in one SSL_write, so it is all gone or all still there).
 HIGH_WATER = 256 * 1024
-LOW_WATER = 64 * 1024
 #: pppd's line takes a few KiB per write: a smaller buffer there batches as well, and
 #: pauses the TLS reads (and what they allocate) sooner.
 PTY_HIGH_WATER = 64 * 1024
@@ -179,12 +180,17 @@ class TlsLink:
     def write(self, data: bytes) -> None:
         if self.sock is None or self._gone or self._closing:
             return
-        if self._pending is None:
-            self._send(data)
+        pending = self._pending
+        if pending is None:
+            if self._send(data):
+                return  # the usual case: the socket took it all
+            pending = self._pending
+            if pending is None:
+                return  # the link is lost
         else:
             self._queue.append(data)
             self._queued += len(data)
-        if self._queued + len(self._pending or b"") > HIGH_WATER and not self._peer_paused:
+        if not self._peer_paused and self._queued + len(pending) > HIGH_WATER:
             self._peer_paused = True
             if self.peer is not None:
                 self.peer.pause_reading()
@@ -268,9 +274,11 @@ class TlsLink:
         self._queue.clear()
         if self.sock is not None:
             self.sock.close()
+        # From the loop, as asyncio's transports do: the loss may come from inside a
+        # write, in the middle of the tunnel handing the core's events on.
+        self._loop.call_soon(self.owner.server_lost, exc)
         if not self._closed.done():
             self._closed.set_result(None)
-        self.owner.server_lost(exc)
 
     async def closed_wait(self, timeout: float) -> None:
         if self.sock is None:
