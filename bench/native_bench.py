@@ -364,10 +364,12 @@ def peer_connect(master: int, report: multiprocessing.connection.Connection) -> 
 # ----- the sessions ------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_times(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` so far."""
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def vm_mib(pid: int, field: str = "VmHWM") -> float:
@@ -442,6 +444,10 @@ class Bench:
         if self.wrap == "strace":
             self.outputs.append((client, mode, out))
             return ["strace", "-f", "-c", "-o", str(out), *cmd]
+        if self.wrap == "perf":
+            # cpu-clock samples (a software event: counters are missing on some VMs).
+            self.outputs.append((client, mode, out))
+            return ["perf", "record", "-q", "-e", "cpu-clock", "-o", str(out), "--", *cmd]
         return cmd
 
     def retried(
@@ -531,7 +537,7 @@ class Bench:
                 if not server_end.poll(30):
                     raise RuntimeError(f"{client}: relay not live in 30 s (see {log.name})")
                 server_end.recv()
-                cpu0 = cpu_seconds(proc.pid)
+                user0, sys0 = cpu_times(proc.pid)
                 result["rss_live_mib"] = vm_mib(proc.pid, "VmRSS")
                 if mode == "up":
                     peer_end.send("go")
@@ -539,19 +545,21 @@ class Bench:
                 if not done_end.poll(300):
                     raise RuntimeError(f"{client}: transfer not done in 300 s (see {log.name})")
                 _, first, last, got = done_end.recv()
-                cpu1 = cpu_seconds(proc.pid)
+                user1, sys1 = cpu_times(proc.pid)
                 result["rss_peak_mib"] = vm_hwm_mib(proc.pid)
                 result["rss_end_mib"] = vm_mib(proc.pid, "VmRSS")
                 ppp_bytes = sum(map(len, frames or [])) + len(_MARKER)
                 result["mb_s"] = ppp_bytes / (last - first) / 1e6
-                result["cpu_s_gb"] = (cpu1 - cpu0) / ppp_bytes * 1e9
+                result["cpu_s_gb"] = (user1 - user0 + sys1 - sys0) / ppp_bytes * 1e9
+                # Where it goes: the interpreter and OpenSSL (user) or the kernel (system).
+                result["sys_s_gb"] = (sys1 - sys0) / ppp_bytes * 1e9
                 result["received"] = got
                 peer_end.send("end")
             result.setdefault("rss_peak_mib", vm_hwm_mib(proc.pid))
             result["exited"] = proc.poll() is not None
         finally:
-            if self.wrap == "strace":
-                # Stop the traced client, not strace, which then writes its summary.
+            if self.wrap in ("strace", "perf"):
+                # Stop the traced client, not its tracer, which then writes its summary.
                 with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
                     for child in f.read().split():
                         os.kill(int(child), signal.SIGTERM)
@@ -632,8 +640,8 @@ def table(runs: list[dict[str, Any]]) -> str:
         rows.append(("connect s (median)", "connect_s", {}))
     for label, key, where in rows:
         a, b = med("sstpc", key, **where), med("sstp-pppd", key, **where)
-        if a is None or b is None:
-            continue
+        if not a or b is None:
+            continue  # not measured (a tracer's own figures are zero)
         lines.append(f"| {label} | {a:.2f} | {b:.2f} | **{b / a:.2f}** |")
     return "\n".join(lines)
 
@@ -695,8 +703,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--wrap",
-        choices=("profile", "strace"),
-        help="diagnosis, not figures: sstp-pppd under cProfile, or both under strace -c -f",
+        choices=("profile", "strace", "perf"),
+        help="diagnosis, not figures: sstp-pppd under cProfile, or both under strace -c -f "
+        "or perf record (where the CPU goes: the interpreter, OpenSSL, the kernel)",
     )
     parser.add_argument(
         "--source",
@@ -730,7 +739,7 @@ def main() -> int:
                     print(
                         f"round {rnd} {mix:>4} {direction:>4} {client:>9}: "
                         f"{r['mb_s']:6.1f} MB/s {r['cpu_s_gb']:6.1f} CPU s/GB "
-                        f"peak RSS {r['rss_peak_mib']:.1f} MiB",
+                        f"({r['sys_s_gb']:4.1f} system) peak RSS {r['rss_peak_mib']:.1f} MiB",
                         flush=True,
                     )
     for i in range(args.connects):
@@ -750,6 +759,16 @@ def main() -> int:
         if bench.wrap == "profile":
             stats = pstats.Stats(str(out))
             stats.sort_stats("tottime").print_stats(18)
+        elif bench.wrap == "perf":
+            for sort in ("dso", "dso,sym"):
+                report = subprocess.run(
+                    ["perf", "report", "-i", str(out), "--stdio", "--sort", sort],
+                    check=False,
+                    capture_output=True,
+                    text=True,
+                ).stdout
+                lines = [line for line in report.splitlines() if line and line[0] != "#"]
+                print("\n".join(lines[: 8 if sort == "dso" else 25]))
         else:
             print("\n".join(out.read_text().splitlines()[:14]))
     if args.json:
