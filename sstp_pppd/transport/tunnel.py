@@ -157,7 +157,8 @@ class Tunnel:
         stream, events = self.client.receive_stream(data, self.loop.time())
         if stream:
             self.to_pppd(stream)
-        self.handle(events)
+        if events:
+            self.handle(events)
         self.transmit()
 
     def from_pppd(self, data: bytes) -> None:
@@ -170,7 +171,9 @@ class Tunnel:
             # pppd's MRU above what SSTP carries: that frame only, not the rest.
             log.warning("frame from pppd dropped: longer than SSTP carries (4091 bytes)")
         if packets:
-            self.handle(self.client.packets_from_pppd(packets, self.loop.time()))
+            events = self.client.packets_from_pppd(packets, self.loop.time())
+            if events:
+                self.handle(events)
             self.transmit()
 
     def server_lost(self, exc: Exception | None) -> None:
@@ -212,9 +215,15 @@ class Tunnel:
             if self._trace_out is not None and self._sstp_in:
                 self._trace_out.feed(data)
         deadline = self.client.next_deadline()
-        if deadline == self._deadline:
+        armed = self._deadline
+        if deadline == armed:
             return
         if self._timer is not None:
+            if deadline is not None and armed is not None and deadline > armed:
+                # The hello timer moves on with every packet received: cancelling and
+                # re-arming per packet cost more than the packet's relay. The armed timer
+                # fires early instead, finds nothing due, and is armed for what is.
+                return
             self._timer.cancel()
             self._timer = None
         self._deadline = deadline
