@@ -125,6 +125,9 @@ class Connection:
         }
         if not all(duration >= 0 for duration in self._durations.values()):
             raise UsageError("timeouts must not be negative")
+        # Re-armed for every packet received: not through the dict, whose enum keys hash
+        # in Python (enum.Enum.__hash__) on every lookup.
+        self._hello_after = hello_interval
         self._max_nak_retries = max_nak_retries
         self._naks = 0
         self._state = State.CLIENT_CALL_DISCONNECTED
@@ -179,6 +182,8 @@ class Connection:
 
     def data_to_send(self) -> bytes:
         """Return and forget the bytes queued for the server."""
+        if not self._out:
+            return b""  # the usual case on the way in: nothing to answer
         data = bytes(self._out)
         self._out.clear()
         return data
@@ -194,7 +199,9 @@ class Connection:
 
         The batch form of :meth:`send_ppp_frame`, allowed in the same states.
         """
-        if self._state not in _SEND_DATA_STATES:
+        state = self._state
+        # Identity first: a set lookup hashes the enum in Python (enum.Enum.__hash__).
+        if state is not State.CLIENT_CALL_CONNECTED and state not in _SEND_DATA_STATES:
             raise UsageError(f"cannot send PPP frames in state {self._state.name}")
         self._out += packets
 
@@ -213,7 +220,7 @@ class Connection:
         stream, used = hdlc.encode_packets(buf)
         if used:
             # Traffic is what keeps the call alive ([MS-SSTP] 3.1.2.2's hello timer).
-            self._arm(Input.HELLO_TIMER, now)
+            self._arm_hello(now)
         if used == len(buf):
             return stream, []
         return stream, self.receive_data(buf[used:], now)
@@ -275,7 +282,7 @@ class Connection:
         if frames:
             events.append(PppFrames(frames=frames))
         if received and self._state is State.CLIENT_CALL_CONNECTED:
-            self._arm(Input.HELLO_TIMER, now)
+            self._arm_hello(now)
         return events
 
     def _fire(
@@ -313,6 +320,10 @@ class Connection:
     def _arm(self, timer: Input, now: float) -> None:
         self._timer = timer
         self._deadline = now + self._durations[timer]
+
+    def _arm_hello(self, now: float) -> None:
+        self._timer = Input.HELLO_TIMER
+        self._deadline = now + self._hello_after
 
     def _abort_invalid(self, status: int, now: float, events: list[Event]) -> None:
         self._out += messages.call_abort(status).encode()
