@@ -9,8 +9,10 @@ other side pauses, so memory stays bounded whichever end is slow.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import ssl
+import termios
 from typing import Any, Protocol
 
 from .ptyio import BatchReader
@@ -24,7 +26,6 @@ HIGH_WATER = 256 * 1024
 #: pppd's line takes a few KiB per write: a smaller buffer there batches as well, and
 #: pauses the TLS reads (and what they allocate) sooner.
 PTY_HIGH_WATER = 64 * 1024
-PTY_LOW_WATER = 16 * 1024
 #: What one wakeup reads from TLS at most, into one reused buffer, before it is handed on.
 TLS_READ_SIZE = 64 * 1024
 
@@ -65,6 +66,7 @@ class TlsLink:
         self._loop = asyncio.get_running_loop()
         self._buffer = bytearray(TLS_READ_SIZE)
         self._view = memoryview(self._buffer)
+        self._avail = bytearray(4)  # FIONREAD's answer
         #: Paused while this link cannot write fast enough (the pty link, once open).
         self.peer: Reader | None = None
         self.sock: ssl.SSLSocket | None = None
@@ -136,7 +138,9 @@ class TlsLink:
         eof = False
         while room:
             try:
-                n = sock.recv_into(view[got:], room)
+                # read(), not recv_into(), which only checks its arguments and calls it.
+                # With a buffer it returns the count (typeshed knows only the bytes form).
+                n: int = sock.read(room, view[got:] if got else view)  # type: ignore[assignment]
             except ssl.SSLWantReadError:
                 break
             except ssl.SSLWantWriteError:
@@ -152,6 +156,11 @@ class TlsLink:
                 break
             got += n
             room -= n
+            if got == n and not sock.pending() and not self._unread():
+                # One record in and the socket is empty: the read that would say so
+                # raises SSLWantReadError, which costs more than this check (at a link's
+                # pace a wakeup brings one record). A batch reads on until the error.
+                break
         if got:
             # A copy: the core may keep part of it (an unfinished packet), and the buffer
             # is written again by the next read.
@@ -162,6 +171,12 @@ class TlsLink:
             # Stopped for the batch's size: what is left may sit in OpenSSL's buffer,
             # where no readable event announces it.
             self._loop.call_soon(self._read_ready)
+
+    def _unread(self) -> bool:
+        """Whether the socket holds bytes not read yet."""
+        avail = self._avail
+        fcntl.ioctl(self._fd, termios.FIONREAD, avail)
+        return avail != b"\0\0\0\0"
 
     def pause_reading(self) -> None:
         if self._reading:
@@ -289,23 +304,13 @@ class TlsLink:
             self.abort()
 
 
-class _PtyWriter(asyncio.BaseProtocol):
-    def __init__(self, link: PtyLink) -> None:
-        self.link = link
-
-    def pause_writing(self) -> None:
-        self.link.peer.pause_reading()
-
-    def resume_writing(self) -> None:
-        self.link.peer.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.link.closing:
-            self.link.owner.pppd_gone()
-
-
 class PtyLink:
-    """pppd's line: our stdin/stdout in pty mode, the pty master in launch mode."""
+    """pppd's line: our stdin/stdout in pty mode, the pty master in launch mode.
+
+    Reads come in batches (:class:`~.ptyio.BatchReader`); a write is one ``write(2)``
+    straight to the line, and only what the line cannot take waits, in order, for it to
+    become writable, as on the TLS link.
+    """
 
     def __init__(self, owner: PppdSide, peer: Reader) -> None:
         self.owner = owner
@@ -313,7 +318,14 @@ class PtyLink:
         self.peer = peer
         self.closing = False
         self.reader: BatchReader | None = None
-        self.writer: asyncio.WriteTransport | None = None
+        self._loop = asyncio.get_running_loop()
+        self._fd = -1
+        #: What the line has not taken yet (a view into the bytes of one write).
+        self._backlog: list[memoryview] = []
+        self._waiting = 0
+        self._writer_on = False
+        self._peer_paused = False
+        self._gone = False
 
     async def open(self, read_fd: int, write_fd: int) -> None:
         """Take ownership of the two descriptors (they are closed with the link).
@@ -321,22 +333,73 @@ class PtyLink:
         The writing side first: frames may come back for pppd as soon as the first
         thing it wrote has been read.
         """
-        loop = asyncio.get_running_loop()
-        wfile: Any = os.fdopen(write_fd, "wb", buffering=0)
-        self.writer, _ = await loop.connect_write_pipe(lambda: _PtyWriter(self), wfile)
-        self.writer.set_write_buffer_limits(PTY_HIGH_WATER, PTY_LOW_WATER)
+        os.set_blocking(write_fd, False)
+        self._fd = write_fd
         # A pty read gives about 4 KiB: BatchReader drains the line per wakeup instead,
         # so the relay decodes, encrypts and sends once per batch.
-        self.reader = BatchReader(loop, read_fd, self.owner.from_pppd, self._eof)
+        self.reader = BatchReader(self._loop, read_fd, self.owner.from_pppd, self._eof)
 
     def _eof(self) -> None:
         # EOF or EIO on the line: the other side is closed. That is pppd leaving.
-        if not self.closing:
+        self._lost()
+
+    def _lost(self) -> None:
+        if not self.closing and not self._gone:
+            self._gone = True
             self.owner.pppd_gone()
 
     def write(self, data: bytes) -> None:
-        if self.writer is not None and not self.writer.is_closing():
-            self.writer.write(data)
+        if self._fd < 0 or self.closing or self._gone:
+            return
+        if self._backlog:
+            self._backlog.append(memoryview(data))
+            self._waiting += len(data)
+        else:
+            try:
+                n = os.write(self._fd, data)
+            except BlockingIOError:
+                n = 0
+            except OSError:
+                self._lost()  # EIO: pppd's side of the line is closed
+                return
+            if n == len(data):
+                return  # the usual case: the line took it all
+            self._backlog.append(memoryview(data)[n:])
+            self._waiting += len(data) - n
+            self._loop.add_writer(self._fd, self._write_ready)
+            self._writer_on = True
+        if not self._peer_paused and self._waiting > PTY_HIGH_WATER:
+            self._peer_paused = True
+            self.peer.pause_reading()
+
+    def _write_ready(self) -> None:
+        backlog = self._backlog
+        while backlog:
+            view = backlog[0]
+            try:
+                n = os.write(self._fd, view)
+            except BlockingIOError:
+                return
+            except OSError:
+                self._stop_writing()
+                self._lost()
+                return
+            self._waiting -= n
+            if n < len(view):
+                backlog[0] = view[n:]
+                return
+            del backlog[0]
+        self._stop_writing()
+        if self._peer_paused:
+            self._peer_paused = False
+            self.peer.resume_reading()
+
+    def _stop_writing(self) -> None:
+        if self._writer_on:
+            self._loop.remove_writer(self._fd)
+            self._writer_on = False
+        self._backlog.clear()
+        self._waiting = 0
 
     def pause_reading(self) -> None:
         if self.reader is not None and self.reader.is_reading():
@@ -347,8 +410,13 @@ class PtyLink:
             self.reader.resume_reading()
 
     def close(self) -> None:
+        """Stop; what the line has not taken is dropped (pppd is hung up with it)."""
+        if self.closing:
+            return
         self.closing = True
         if self.reader is not None:
             self.reader.close()
-        if self.writer is not None:
-            self.writer.close()
+        if self._fd >= 0:
+            self._stop_writing()
+            os.close(self._fd)
+            self._fd = -1
