@@ -6,7 +6,9 @@ importable from here, and are loaded on first use, so that importing one module 
 the core (``core.errors`` at start-up, say) does not load them all.
 
 - :mod:`.client`: :class:`ClientConnection`, the whole client after TLS (HTTP head,
-  SSTP call, PPP policy, outcome), its events and :class:`Outcome`/:class:`KeySource`.
+  SSTP call, PPP policy, outcome), its events and :class:`Outcome`/:class:`KeySource`;
+  its parts (:mod:`.httpphase`, :mod:`.callsetup`, :mod:`.keywait`, :mod:`.authwatch`)
+  are internal.
 - :mod:`.connection` and :mod:`.events`: the [MS-SSTP] 3.1 state machine and its events.
 - :mod:`.messages`, :mod:`.handshake`, :mod:`.proxy`: the SSTP and HTTP codecs.
 - :mod:`.crypto`, :mod:`.hdlc`, :mod:`.pppwatch`, :mod:`.ppp`: keys and MACs, RFC 1662

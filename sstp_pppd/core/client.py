@@ -1,13 +1,12 @@
 """The SSTP client as one sans-IO object: HTTP head, SSTP call, PPP policy, outcome.
 
-:class:`ClientConnection` composes the HTTP phase (:class:`~.httpphase.HttpPhase`),
-the SSTP state machine (:class:`~.connection.Connection`), the authentication watching
-(:class:`~.authwatch.AuthWatch`) and the key choice (:class:`~.keywait.KeyWait`), the
-way wsproto's ``WSConnection`` composes its handshake and connection: one
-:meth:`~ClientConnection.receive_data` takes the server's bytes from the first byte of
-the HTTP response on, and the bytes after the response head go straight to the SSTP
-machine. The asyncio side only moves bytes and runs the
-one timer :meth:`~ClientConnection.next_deadline` asks for.
+:class:`ClientConnection` composes, the way wsproto's ``WSConnection`` composes its
+handshake and connection, the HTTP phase (:mod:`.httpphase`), the SSTP state machine
+(:mod:`.connection`), the call's set-up up to CALL_CONNECTED (:mod:`.callsetup`, its
+keys from :mod:`.keywait`), the authentication watching (:mod:`.authwatch`) and the
+early LCP copy (:mod:`.lcpnudge`). One :meth:`~ClientConnection.receive_data` takes the
+server's bytes from the first byte of the HTTP response on; the asyncio side only moves
+bytes and runs the one timer :meth:`~ClientConnection.next_deadline` asks for.
 
 The decisions it owns, each a rule of its own:
 
@@ -15,31 +14,29 @@ The decisions it owns, each a rule of its own:
    :data:`EARLY_FRAMES_MAX`, and sent in order right after the CALL_CONNECT_ACK: a lost
    first LCP Configure-Request would cost pppd's 3 s restart timer.
 2. On the watcher's success verdict CALL_CONNECTED goes out at once, before the frame
-   that carried the verdict is relayed on, so no NCP frame of pppd can precede it.
-   Its keys are :mod:`.keywait`'s choice: the pppd plugin's
-   (:meth:`~ClientConnection.keys_received`) win, else the password's, else zeros.
-3. While :mod:`.keywait` waits for the plugin's keys (a method whose keys only pppd
-   knows, or a plugin expected), CALL_CONNECTED is held, and pppd's frames with it.
+   that carried the verdict is relayed on, so no NCP frame of pppd can precede it. Its
+   keys are :mod:`.keywait`'s choice: the pppd plugin's, else the password's, else zeros.
+3. While :mod:`.keywait` waits for the plugin's keys, CALL_CONNECTED is held, and
+   pppd's frames with it.
 4. The first network-layer frame from the server after CALL_CONNECTED shows that it
    accepted the binding (:class:`BindingAccepted`).
 5. How the call ended is a value, :class:`CallEnded` with an :class:`Outcome`: no exit
    codes here. What the server does after :meth:`~ClientConnection.expect_close` is no
    failure.
 6. pppd's LCP Configure-Request that went out after the ACK is sent once more, early,
-   while the server has not answered it (:mod:`.lcpnudge`: a server starting its pppd
-   may drop the first copy): (a) when the server has sent no frame within
-   :data:`~.lcpnudge.NUDGE_DELAY`, or (b) when the server's first frame is its own LCP
-   Configure-Request, then right ahead of pppd's answer to it. Once per connection.
+   while the server has not answered it (:mod:`.lcpnudge`): (a) when the server is
+   silent, or (b) when its first frame is its own LCP Configure-Request, then right
+   ahead of pppd's answer to it.
 """
 
 from __future__ import annotations
 
 from typing import assert_never
 
-from . import crypto, hdlc
+from . import hdlc
 from .authwatch import AuthWatch, network_layer
+from .callsetup import EARLY_FRAMES_MAX, CallSetup, send_copy
 from .client_events import (
-    KEEPALIVE_ENDED,
     BindingAccepted,
     CallConnected,
     CallEnded,
@@ -48,8 +45,8 @@ from .client_events import (
     HttpAccepted,
     KeySource,
     Outcome,
-    ended_by_abort,
-    ended_by_disconnect,
+    ended,
+    ended_by_loss,
 )
 from .connection import Connection, State
 from .errors import ProtocolError, UsageError
@@ -64,7 +61,7 @@ from .events import (
     PppFrames,
 )
 from .httpphase import HTTP_TIMEOUT, HttpPhase
-from .keywait import KEY_WAIT, Binding, KeyWait
+from .keywait import KEY_WAIT, Binding
 from .lcpauth import AuthNotAgreed
 from .lcpnudge import NUDGE_DELAY, LcpNudge, LcpResent
 from .pppwatch import AuthEvent, AuthFailed, PasswordLookup
@@ -84,10 +81,6 @@ __all__ = [
     "LcpResent",
     "Outcome",
 ]
-
-#: Frames of pppd held while the call cannot carry them (before the ACK, while the keys
-#: are awaited). Beyond this they are dropped: pppd retransmits what matters.
-EARLY_FRAMES_MAX = 64
 
 
 class ClientConnection:
@@ -116,13 +109,10 @@ class ClientConnection:
         #: Until the server's 200 (then the SSTP machine reads the stream).
         self._http: HttpPhase | None = HttpPhase(host, correlation_id, http_timeout)
         self._out = bytearray()
-        self._cert_der = b""
-        self._cert_hash = b""
         #: Until the binding is accepted (then nothing is left to watch).
         self._auth: AuthWatch | None = AuthWatch(password_lookup)
-        #: Until CALL_CONNECTED is sent (then the keys are spent).
-        self._keys: KeyWait | None = KeyWait(key_wait)
-        self._held: list[bytes] | None = []
+        #: Until CALL_CONNECTED is sent (then frames go out and the keys are spent).
+        self._setup: CallSetup | None = CallSetup(self._conn, key_wait)
         self._connected = False
         self._binding_accepted = False
         self._closing = False
@@ -156,22 +146,12 @@ class ClientConnection:
     def next_deadline(self) -> float | None:
         """When :meth:`handle_timer` is next due, or ``None``."""
         deadline = self._conn.next_deadline()
-        http, keys, nudge = self._http, self._keys, self._nudge
-        if http is None and keys is None and nudge is None:
+        http, setup, nudge = self._http, self._setup, self._nudge
+        if http is None and setup is None and nudge is None:
             return deadline  # after the HTTP phase and CALL_CONNECTED: called per batch
-        return min(
-            (
-                d
-                for d in (
-                    http.deadline if http is not None else None,
-                    keys.deadline if keys is not None else None,
-                    nudge.deadline if nudge is not None else None,
-                    deadline,
-                )
-                if d is not None
-            ),
-            default=None,
-        )
+        parts = (http, setup.keys if setup is not None else None, nudge)
+        deadlines = (deadline, *(p.deadline for p in parts if p is not None))
+        return min((d for d in deadlines if d is not None), default=None)
 
     # ----- inputs --------------------------------------------------------------------------
 
@@ -181,7 +161,8 @@ class ClientConnection:
         if http is None:
             raise UsageError("start() twice")
         self._out += http.start(now)
-        self._cert_der = server_cert
+        if self._setup is not None:
+            self._setup.tls_up(server_cert)
 
     def receive_data(self, data: bytes, now: float) -> list[ClientEvent]:
         """Bytes from the server: the HTTP response head, then the SSTP stream."""
@@ -198,17 +179,16 @@ class ClientConnection:
 
     def frames_from_pppd(self, frames: list[bytes], now: float) -> list[ClientEvent]:
         """Whole PPP frames pppd wrote, in order: sent, or held while they cannot be."""
-        held = self._held
-        if held is not None:
-            held.extend(frames[: EARLY_FRAMES_MAX - len(held)])
+        setup = self._setup
+        if setup is not None and setup.hold(frames):
             return []
         # Rule 6's copy, if it waits for these frames, goes ahead of them.
-        events = self._nudge_relayed(frames, now) if self._nudge is not None else []
+        nudge = self._nudge
+        events = self._nudged(nudge, nudge.relayed(frames, now)) if nudge is not None else []
         auth = self._auth
         if auth is not None:
-            # Frames held after the watcher's verdict come here again: the tracker's
-            # view of a frame seen twice is the same (the first refusal, the first
-            # ending count).
+            # Frames held after the watcher's verdict come here again: the tracker's view
+            # of a frame seen twice is the same (the first refusal, the first ending count).
             events += auth.lcp_frames(frames, from_pppd=True)
             if auth.watching:
                 return events + self._send_watched(auth, frames, now)
@@ -230,7 +210,7 @@ class ClientConnection:
         through :meth:`frames_from_pppd` frame by frame.
         """
         if (
-            self._held is not None
+            (self._setup is not None and self._setup.held is not None)
             or self._nudge is not None
             or (self._auth is not None and self._auth.needs_frames(packets))
         ):
@@ -261,22 +241,18 @@ class ClientConnection:
 
     def expect_plugin_keys(self) -> None:
         """pppd loads a plugin that sends the keys: on the auth verdict, wait up to
-        ``key_wait`` for them even when the password gives keys too, so that pppd's own
-        keys win (the derived ones are the fallback, zeros only when there are none)."""
-        if self._keys is not None:
-            self._keys.expect_plugin_keys()
+        ``key_wait`` for them even when the password gives keys too (:mod:`.keywait`)."""
+        if self._setup is not None:
+            self._setup.keys.expect_plugin_keys()
 
     def keys_received(self, send_key: bytes, recv_key: bytes, now: float) -> list[ClientEvent]:
-        """Keys from pppd (the plugin): MS-CHAPv2's send and receive keys, or an MSK.
-
-        The HLAK is ``send_key ‖ recv_key`` (16 bytes each); a ``send_key`` of 32 bytes
-        or more alone gives its first 32 bytes (the EAP-TLS MSK; ``recv_key`` ignored).
-        Kept if authentication is not over yet; ignored once CALL_CONNECTED is sent.
-        """
-        keys = self._keys
-        if keys is None:
+        """Keys from pppd (the plugin): MS-CHAPv2's send and receive keys, or an MSK
+        (see :func:`.crypto.hlak`). Kept if authentication is not over yet; ignored once
+        CALL_CONNECTED is sent."""
+        setup = self._setup
+        if setup is None:
             return []
-        binding = keys.keys_received(send_key, recv_key)
+        binding = setup.keys.keys_received(send_key, recv_key)
         return self._connect(binding, now) if binding is not None else []
 
     def handle_timer(self, now: float) -> list[ClientEvent]:
@@ -284,12 +260,12 @@ class ClientConnection:
         events: list[ClientEvent] = []
         if self._http is not None:
             events += self._http.due(now)
-        if self._keys is not None:
-            binding = self._keys.due(now)
-            if binding is not None:
-                events += self._connect(binding, now)
-        if self._nudge is not None:
-            events += self._nudge_due(now)
+        binding = self._setup.keys.due(now) if self._setup is not None else None
+        if binding is not None:
+            events += self._connect(binding, now)
+        nudge = self._nudge
+        if nudge is not None:
+            events += self._nudged(nudge, nudge.due(now))
         deadline = self._conn.next_deadline()
         if deadline is not None and deadline <= now:
             events += self._digest(self._conn.handle_timer(now), now)
@@ -299,19 +275,11 @@ class ClientConnection:
         """The transport ended; ``reason``: what the OS said, if anything."""
         if self._http is not None:
             return self._http.connection_lost()
-        events: list[ClientEvent] = []
         self._nudge = None
-        if not self._closing:
-            detail = f": {reason}" if reason else ""
-            events += self._lcp_ended()
-            events.append(
-                CallEnded(
-                    outcome=Outcome.CONNECTION_LOST,
-                    message=f"the server closed the connection{detail}",
-                )
-            )
-        events += self._digest(self._conn.connection_lost(now), now)
-        return events
+        events: list[ClientEvent] = (
+            [] if self._closing else [*self._lcp_ended(), ended_by_loss(reason)]
+        )
+        return events + self._digest(self._conn.connection_lost(now), now)
 
     def expect_close(self) -> None:
         """We are ending the call (pppd stops, a signal): the server's goodbye is no failure."""
@@ -339,13 +307,11 @@ class ClientConnection:
 
     def _receive_http(self, http: HttpPhase, data: bytes, now: float) -> list[ClientEvent]:
         events = http.receive(data)
-        if not http.accepted:
-            return events
-        self._http = None
-        self._conn.start(now)
-        trailing = http.trailing
-        if trailing:
-            events += self._digest(self._conn.receive_data(trailing, now), now)
+        if http.accepted:
+            self._http = None
+            self._conn.start(now)
+            if http.trailing:
+                events += self._digest(self._conn.receive_data(http.trailing, now), now)
         return events
 
     def _digest(self, events: list[Event], now: float) -> list[ClientEvent]:
@@ -353,8 +319,10 @@ class ClientConnection:
         for event in events:
             match event:
                 case PppFrames(frames=frames):
-                    if self._nudge is not None:
-                        self._nudge_server(frames)
+                    nudge = self._nudge
+                    if nudge is not None:
+                        nudge.server_frames(frames)
+                        self._nudged(nudge, None)  # done when pppd's timers will do
                     auth = self._auth
                     if auth is not None:
                         out += auth.lcp_frames(frames, from_pppd=False)
@@ -367,29 +335,16 @@ class ClientConnection:
                         out.append(BindingAccepted())
                     out.append(event)
                 case ConnectAcked(hash_protocol=hash_protocol):
-                    self._cert_hash = crypto.cert_hash(self._cert_der, hash_protocol)
                     out.append(event)
-                    held, self._held = self._held or [], None
+                    held = self._setup.acked(hash_protocol) if self._setup is not None else []
                     if held:
                         out += self.frames_from_pppd(held, now)
                 case EchoRequested() | ConnectionClosed():
                     out.append(event)
-                case Disconnected(status=status):
+                case Disconnected() | Aborted() | KeepaliveExpired():
                     self._nudge = None
                     out += self._lcp_ended()
-                    out.append(ended_by_disconnect(status, asked=self._closing))
-                case Aborted(status=status, local=local, unframeable=unframeable):
-                    self._nudge = None
-                    out += self._lcp_ended()
-                    out.append(
-                        ended_by_abort(
-                            status, local=local, unframeable=unframeable, bound=self._connected
-                        )
-                    )
-                case KeepaliveExpired():
-                    self._nudge = None
-                    out += self._lcp_ended()
-                    out.append(KEEPALIVE_ENDED)
+                    out.append(ended(event, asked=self._closing, bound=self._connected))
                 case _:
                     assert_never(event)
         return out
@@ -400,40 +355,11 @@ class ClientConnection:
 
     # ----- rule 6: the early copy of pppd's unanswered LCP request (lcpnudge) ---------------
 
-    def _nudge_relayed(self, frames: list[bytes], now: float) -> list[ClientEvent]:
-        nudge = self._nudge
-        if nudge is None:
-            return []
-        copy = nudge.relayed(frames, now)
-        if nudge.done:
-            self._nudge = None  # off the batch path's way
-        return self._nudge_send(copy)
-
-    def _nudge_due(self, now: float) -> list[ClientEvent]:
-        nudge = self._nudge
-        if nudge is None:
-            return []
-        due = nudge.due(now)
+    def _nudged(self, nudge: LcpNudge, due: tuple[bytes, LcpResent] | None) -> list[ClientEvent]:
+        """After asking ``nudge``: drop it once done (off the batch path's way), send its copy."""
         if nudge.done:
             self._nudge = None
-        return self._nudge_send(due)
-
-    def _nudge_server(self, frames: list[bytes]) -> None:
-        nudge = self._nudge
-        if nudge is not None:
-            nudge.server_frames(frames)
-            if nudge.done:
-                self._nudge = None  # the server speaks: pppd's timers will do
-
-    def _nudge_send(self, due: tuple[bytes, LcpResent] | None) -> list[ClientEvent]:
-        if due is None:
-            return []
-        frame, event = due
-        try:
-            self._conn.send_ppp_frame(frame)
-        except (ProtocolError, UsageError):
-            return []  # the call is ending (or pppd's frame did not fit the first time)
-        return [event]
+        return send_copy(self._conn, due) if due is not None else []
 
     # ----- authentication and the binding ---------------------------------------------------
 
@@ -445,10 +371,8 @@ class ClientConnection:
             verdict = auth.from_pppd(frame)
             if verdict is not None:
                 events += self._verdict(verdict, now)
-                if self._held is not None:
-                    # Waiting for keys: this frame and the rest wait with CALL_CONNECTED.
-                    self._held.extend(frames[i : i + EARLY_FRAMES_MAX])
-                    return events
+                if self._setup is not None and self._setup.hold_rest(frames[i:]):
+                    return events  # waiting for keys: the rest waits with CALL_CONNECTED
             try:
                 send(frame)
             except ProtocolError as exc:
@@ -459,32 +383,17 @@ class ClientConnection:
 
     def _verdict(self, verdict: AuthEvent, now: float) -> list[ClientEvent]:
         """The watcher has judged authentication: decide about CALL_CONNECTED."""
-        keys = self._keys
-        if isinstance(verdict, AuthFailed) or keys is None:
+        setup = self._setup
+        if isinstance(verdict, AuthFailed) or setup is None:
             return [verdict]
-        binding = keys.verdict(verdict, now)
-        if binding is None:
-            if self._held is None:
-                self._held = []  # pppd's frames wait with CALL_CONNECTED
-            return [verdict]
-        return [verdict, *self._connect(binding, now)]
+        binding = setup.verdict(verdict, now)
+        return [verdict, *self._connect(binding, now)] if binding is not None else [verdict]
 
     def _connect(self, binding: Binding, now: float) -> list[ClientEvent]:
-        if self._conn.state is not State.CLIENT_CONNECT_ACK_RECEIVED:
-            # The call is already ending (its outcome is reported): nothing to bind.
-            self._held = None
+        done = self._setup.connect(binding, now) if self._setup is not None else None
+        if done is None:
             return []
-        self._conn.send_call_connected(self._cert_hash, binding.hlak, now)
         self._connected = True
-        self._keys = None
-        events: list[ClientEvent] = [
-            CallConnected(
-                method=binding.method,
-                key_source=binding.source,
-                why_unknown=binding.why_unknown,
-            )
-        ]
-        held, self._held = self._held, None
-        if held:
-            events += self.frames_from_pppd(held, now)
-        return events
+        self._setup = None
+        event, held = done
+        return [event, *self.frames_from_pppd(held, now)] if held else [event]

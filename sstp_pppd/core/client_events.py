@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import TypeAlias, assert_never
 
-from .events import ConnectAcked, ConnectionClosed, EchoRequested, PppFrames
+from .events import (
+    Aborted,
+    ConnectAcked,
+    ConnectionClosed,
+    Disconnected,
+    EchoRequested,
+    KeepaliveExpired,
+    PppFrames,
+)
 from .lcpauth import AuthNotAgreed
 from .lcpnudge import LcpResent
 from .messages import StatusCode, status_name
@@ -26,8 +34,10 @@ __all__ = [
     "HttpAccepted",
     "KeySource",
     "Outcome",
+    "ended",
     "ended_by_abort",
     "ended_by_disconnect",
+    "ended_by_loss",
 ]
 
 
@@ -170,3 +180,27 @@ def ended_by_abort(status: int, *, local: bool, unframeable: bool, bound: bool) 
         message=f"the server aborted the call ({status_name(status)}){hint}",
         status=status,
     )
+
+
+def ended_by_loss(reason: str) -> CallEnded:
+    """The transport ended under the call; ``reason``: what the OS said, if anything."""
+    detail = f": {reason}" if reason else ""
+    return CallEnded(
+        outcome=Outcome.CONNECTION_LOST, message=f"the server closed the connection{detail}"
+    )
+
+
+def ended(
+    event: Disconnected | Aborted | KeepaliveExpired, *, asked: bool, bound: bool
+) -> CallEnded:
+    """The state machine's end of the call; ``asked``: we ended it; ``bound``: see
+    :func:`ended_by_abort`."""
+    match event:
+        case Disconnected(status=status):
+            return ended_by_disconnect(status, asked=asked)
+        case Aborted(status=status, local=local, unframeable=unframeable):
+            return ended_by_abort(status, local=local, unframeable=unframeable, bound=bound)
+        case KeepaliveExpired():
+            return KEEPALIVE_ENDED
+        case _:
+            assert_never(event)
