@@ -175,7 +175,10 @@ class TlsLink:
     def _unread(self) -> bool:
         """Whether the socket holds bytes not read yet."""
         avail = self._avail
-        fcntl.ioctl(self._fd, termios.FIONREAD, avail)
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, avail)
+        except OSError:
+            return True  # unknown: read on, and let the read itself say what is wrong
         return avail != b"\0\0\0\0"
 
     def pause_reading(self) -> None:
@@ -337,11 +340,8 @@ class PtyLink:
         self._fd = write_fd
         # A pty read gives about 4 KiB: BatchReader drains the line per wakeup instead,
         # so the relay decodes, encrypts and sends once per batch.
-        self.reader = BatchReader(self._loop, read_fd, self.owner.from_pppd, self._eof)
-
-    def _eof(self) -> None:
-        # EOF or EIO on the line: the other side is closed. That is pppd leaving.
-        self._lost()
+        # EOF or EIO on the line means its other side is closed: that is pppd leaving.
+        self.reader = BatchReader(self._loop, read_fd, self.owner.from_pppd, self._lost)
 
     def _lost(self) -> None:
         if not self.closing and not self._gone:

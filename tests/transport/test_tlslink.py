@@ -193,3 +193,17 @@ async def test_the_server_hanging_up_is_reported_once(cert: ServerCert) -> None:
     assert len(owner.lost) == 1
     link.abort()  # after the end: nothing more
     assert len(owner.lost) == 1
+
+
+@run
+async def test_an_unanswerable_fionread_means_read_on() -> None:
+    """The drained-socket shortcut must not raise out of the loop's callback: unknown is
+    "there may be more", and the next read reports what is wrong with the socket."""
+    link = TlsLink(Owner())
+    a, b = socket.socketpair()
+    link._fd = a.fileno()
+    b.send(b"x")
+    assert link._unread()
+    a.close()
+    b.close()
+    assert link._unread()  # EBADF: read on
