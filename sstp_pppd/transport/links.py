@@ -147,12 +147,15 @@ class TlsLink:
                 break  # a renegotiation step: the next readable event goes on with it
             except ssl.SSLZeroReturnError:
                 eof = True  # the server's close_notify
+                self._answer_close_notify(sock)
                 break
             except OSError as exc:
                 lost = exc
                 break
             if not n:
+                # The server's close_notify (or a bare FIN: ssl reports both as 0).
                 eof = True
+                self._answer_close_notify(sock)
                 break
             got += n
             room -= n
@@ -171,6 +174,20 @@ class TlsLink:
             # Stopped for the batch's size: what is left may sit in OpenSSL's buffer,
             # where no readable event announces it.
             self._loop.call_soon(self._read_ready)
+
+    def _answer_close_notify(self, sock: ssl.SSLSocket) -> None:
+        """Send our close_notify back, as TLS asks of the side that receives one.
+
+        Without it the server sees a truncated close (a TCP FIN after its alert), which
+        some log as an error. One non-blocking try: the link ends either way, and after
+        a bare FIN the try fails harmlessly.
+        """
+        if self._shutting:
+            return  # ours went out first (close()): this is its answer
+        try:
+            sock.unwrap()
+        except (ssl.SSLError, OSError):
+            pass  # the socket could not take it now, or is gone: nothing more to do
 
     def _unread(self) -> bool:
         """Whether the socket holds bytes not read yet."""

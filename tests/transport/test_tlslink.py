@@ -207,3 +207,18 @@ async def test_an_unanswerable_fionread_means_read_on() -> None:
     a.close()
     b.close()
     assert link._unread()  # EBADF: read on
+
+
+@run
+async def test_the_servers_close_notify_is_answered(cert: ServerCert) -> None:
+    _link, owner, server = await connected(cert)
+    # unwrap() sends the server's close_notify and blocks until ours comes back: it
+    # raises (EOF in violation of protocol) if the link just closes its socket.
+    closed = asyncio.create_task(asyncio.to_thread(server.unwrap))
+    plain = await asyncio.wait_for(closed, 10)
+    for _ in range(200):
+        if owner.lost:
+            break
+        await asyncio.sleep(0.01)
+    assert owner.lost == [None]
+    plain.close()
