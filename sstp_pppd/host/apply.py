@@ -31,7 +31,8 @@ from ..errors import ConfigError
 from . import routes
 from .atomic import write_atomic
 from .connconf import Connection, format_connection, load_connection
-from .hookmain import session_settings_path
+from .hookmain import links_down, session_settings_path
+from .linkstate import link_lock
 from .paths import Paths, valid_name
 from .plan import RouteOp, Scope, plan_server_routes
 from .record import Record, default_undoers, pid_alive
@@ -138,6 +139,7 @@ async def apply_for_session(
         conn.name, paths, state="connecting", stage="tcp", pid=os.getpid(), server=server,
         server_address=addresses[0] if addresses and proxy is None else None,
         last_error=None, scripts_dir=paths.scripts_dir(conn.name),
+        links_up=None,  # one killed with -9 may have left its links listed
     )  # fmt: skip
     if not addresses:
         return
@@ -193,14 +195,18 @@ def undo_session_now(
     rec = Record(conn.name, paths)
     keep = keep_kill_switch and conn.kill_switch
     scopes = {Scope.SESSION, Scope.LINK} if keep else None
-    errors = rec.undo(default_undoers(paths), scopes)
-    rec.set_owner(None)
-    if not keep and not errors:
-        rec.forget()
-    try:
-        os.unlink(session_settings_path(conn.name, paths))
-    except FileNotFoundError:
-        pass
+    # Under the hooks' lock: an ip-down hook still on its way (pppd gave up waiting for it)
+    # either finished before, or finds its link's end done here, scripts included.
+    with link_lock(conn.name, paths):
+        links_down(conn, paths)
+        errors = rec.undo(default_undoers(paths), scopes)
+        rec.set_owner(None)
+        if not keep and not errors:
+            rec.forget()
+        try:
+            os.unlink(session_settings_path(conn.name, paths))
+        except FileNotFoundError:
+            pass
     update_status(
         conn.name, paths, state="down", stage="stopped", pid=None, routes=[], dns=None,
         dns_backend=None, kill_switch=keep, last_error=error,
