@@ -117,7 +117,7 @@ def test_an_ipparam_without_settings_leaves_the_host_code_unloaded(tmp_path: Pat
     assert not (tmp_path / "run").exists()  # and changed nothing
 
 
-def test_version_loads_no_typing_or_importlib(tmp_path: Path) -> None:
+def test_version_loads_no_typing_or_importlib() -> None:
     baseline = loaded_after("")  # what the interpreter and site load anyway
     modules = loaded_after("from sstp_pppd import cli\nassert cli.main(['--version']) == 0")
     assert not under(modules - baseline, ("typing", "importlib"))
