@@ -76,13 +76,15 @@ def pty_mode_run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) 
     argv = [sys.executable, "-c", RUN, str(report), "--nolaunchpppd", "--log-stderr",
             "--key-socket", str(tmp_path / "keys"), "--user", "u", "--password-file",
             str(secret), *args, f"127.0.0.1:{refused_port()}"]  # fmt: skip
+    # A proxy in our environment would be parsed (urllib, rightly): none for the run.
+    no_proxy = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     master, slave = os.openpty()
     tty.setraw(slave)
     try:
         res = subprocess.run(
             argv, stdin=slave, stdout=slave, stderr=subprocess.PIPE, text=True, timeout=60,
             check=False,
-            env={**os.environ, **(env or {})},
+            env={**no_proxy, **(env or {})},
         )  # fmt: skip
     finally:
         os.close(slave)
