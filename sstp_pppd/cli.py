@@ -117,7 +117,9 @@ def host_settings(config: Config, values: Mapping[str, object]) -> Connection | 
     """The routes and DNS settings of this run, or None (sstp_pppd/host/ is then not loaded)."""
     if not config.pppd.ipparam and not any(values.get(k) for k in HOST_OPTIONS):
         return None
-    from .host.apply import session_connection  # noqa: PLC0415 (start-up time)
+    # connconf, not apply: with no NAME.conf and no host option nothing is to be done, and
+    # apply's imports (json, the hooks, the record) would be start-up time for nothing.
+    from .host.connconf import session_connection  # noqa: PLC0415
 
     return session_connection(config.pppd.ipparam, values)
 

@@ -28,7 +28,6 @@ import dataclasses
 import enum
 import ipaddress
 import re
-import urllib.parse
 from collections.abc import Sequence
 
 from .core.redact import redact_url
@@ -293,8 +292,11 @@ def parse_server(text: str) -> tuple[Server, str | None, str | None]:
         # The userinfo runs to the last "@": passwords are typed with "/?#@" unencoded.
         userinfo, _, rest = rest.rpartition("@")
         u, sep, p = userinfo.partition(":")
-        user = urllib.parse.unquote(u)
-        password = urllib.parse.unquote(p) if sep else None
+        # Only here: most runs name no credentials in the URL, and urllib is start-up time.
+        from urllib.parse import unquote  # noqa: PLC0415
+
+        user = unquote(u)
+        password = unquote(p) if sep else None
     rest = rest.split("/", 1)[0]
     match = _HOSTPORT.match(rest)
     if not match:

@@ -18,8 +18,13 @@ the core (``core.errors`` at start-up, say) does not load them all.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+import sys
+
+# Neither importlib nor typing at import time: this package comes in on every start-up,
+# even a bare --version (scrub.py needs core.redact), and typing alone costs milliseconds.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 #: Public name -> the core module that defines it.
 _EXPORTS = {
@@ -91,4 +96,6 @@ def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    qualified = f"{__name__}.{module}"
+    __import__(qualified)  # what importlib.import_module does, without importing importlib
+    return getattr(sys.modules[qualified], name)

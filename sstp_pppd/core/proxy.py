@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from urllib.parse import unquote, urlsplit
 
 from .errors import UsageError
 from .handshake import DEFAULT_PROXY_PORT, _check_port, _host_for_header, _ip
@@ -35,6 +34,9 @@ def parse_proxy_url(url: str) -> ProxyConfig:
     Raises ValueError for another scheme, a missing host or a bad port; the message
     never repeats the password.
     """
+    # Only here: urllib is start-up time, and most runs have no proxy to parse.
+    from urllib.parse import unquote, urlsplit  # noqa: PLC0415
+
     text = url.strip()
     if "://" not in text:
         text = "http://" + text

@@ -2,7 +2,7 @@
 
 ``cli.py`` composes it with the transport (which never imports ``host/``)::
 
-    conn = session_connection(config.ipparam, parsed.values)   # None: nothing to do
+    conn = connconf.session_connection(config.ipparam, values)  # None: nothing to do
     await apply_for_session(conn, server=..., proxy=...)       # before the TCP connect
     try:
         await Session(...).run()
@@ -24,66 +24,21 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from ..errors import ConfigError
 from . import routes
 from .atomic import write_atomic
-from .connconf import Connection, format_connection, load_connection
-from .hookmain import session_settings_path
-from .paths import Paths, valid_name
+from .connconf import Connection, format_connection
+from .hookmain import links_down, session_settings_path
+from .linkstate import link_lock
+from .paths import Paths
 from .plan import RouteOp, Scope, plan_server_routes
 from .record import Record, default_undoers, pid_alive
 from .status import update_status
 
 log = logging.getLogger("sstp_pppd")
-
-HOST_OPTIONS = ("route", "default_route", "kill_switch", "dns_domain", "save_server_route")
-
-
-def _list(value: object) -> tuple[str, ...]:
-    if isinstance(value, list):
-        return tuple(str(v) for v in value)
-    if isinstance(value, str):
-        return (value,)
-    return ()
-
-
-def session_connection(
-    name: str | None, values: Mapping[str, object], paths: Paths | None = None
-) -> Connection | None:
-    """The host settings of this run: ``/etc/sstp-pppd/NAME.conf`` plus the command line.
-
-    None when there is nothing to do (no settings file, no route option), so a plain run
-    changes nothing on the host and writes no file.
-    """
-    given = any(values.get(k) for k in HOST_OPTIONS)
-    if not name:
-        if given:
-            raise ConfigError(
-                "--route, --default-route, --kill-switch, --dns-domain and "
-                "--save-server-route need --ipparam NAME (the connection's name)"
-            )
-        return None
-    if not valid_name(name):
-        if given:
-            raise ConfigError(f"--ipparam {name!r} cannot name a connection (letters, digits, _.-)")
-        return None  # an ipparam of another kind: no settings can exist for it
-    paths = paths or Paths.from_env()
-    stored = load_connection(name, paths)
-    if stored is None and not given:
-        return None
-    cli = Connection(
-        name=name,
-        routes=_list(values.get("route")),
-        default_route=bool(values.get("default_route")),
-        kill_switch=bool(values.get("kill_switch")),
-        dns_domains=_list(values.get("dns_domain")),
-        save_server_route=bool(values.get("save_server_route")),
-    )
-    return (stored or Connection(name=name)).merged(cli)
-
 
 #: Resolves (host, port) to addresses; [] when the name does not resolve.
 Lookup = Callable[[str, int], Awaitable[list[str]]]
@@ -138,6 +93,7 @@ async def apply_for_session(
         conn.name, paths, state="connecting", stage="tcp", pid=os.getpid(), server=server,
         server_address=addresses[0] if addresses and proxy is None else None,
         last_error=None, scripts_dir=paths.scripts_dir(conn.name),
+        links_up=None,  # one killed with -9 may have left its links listed
     )  # fmt: skip
     if not addresses:
         return
@@ -193,14 +149,18 @@ def undo_session_now(
     rec = Record(conn.name, paths)
     keep = keep_kill_switch and conn.kill_switch
     scopes = {Scope.SESSION, Scope.LINK} if keep else None
-    errors = rec.undo(default_undoers(paths), scopes)
-    rec.set_owner(None)
-    if not keep and not errors:
-        rec.forget()
-    try:
-        os.unlink(session_settings_path(conn.name, paths))
-    except FileNotFoundError:
-        pass
+    # Under the hooks' lock: an ip-down hook still on its way (pppd gave up waiting for it)
+    # either finished before, or finds its link's end done here, scripts included.
+    with link_lock(conn.name, paths):
+        links_down(conn, paths)
+        errors = rec.undo(default_undoers(paths), scopes)
+        rec.set_owner(None)
+        if not keep and not errors:
+            rec.forget()
+        try:
+            os.unlink(session_settings_path(conn.name, paths))
+        except FileNotFoundError:
+            pass
     update_status(
         conn.name, paths, state="down", stage="stopped", pid=None, routes=[], dns=None,
         dns_backend=None, kill_switch=keep, last_error=error,

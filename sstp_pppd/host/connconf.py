@@ -32,7 +32,7 @@ import dataclasses
 import ipaddress
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from ..errors import ConfigError
 from .atomic import write_atomic
@@ -182,3 +182,51 @@ def remove_connection(name: str, paths: Paths | None = None) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+#: The command-line options (dests) that ask for host changes.
+HOST_OPTIONS = ("route", "default_route", "kill_switch", "dns_domain", "save_server_route")
+
+
+def _list(value: object) -> tuple[str, ...]:
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    if isinstance(value, str):
+        return (value,)
+    return ()
+
+
+def session_connection(
+    name: str | None, values: Mapping[str, object], paths: Paths | None = None
+) -> Connection | None:
+    """The host settings of this run: ``/etc/sstp-pppd/NAME.conf`` plus the command line.
+
+    None when there is nothing to do (no settings file, no route option), so a plain run
+    changes nothing on the host and writes no file. Here, not in :mod:`.apply`: every run
+    with ``--ipparam`` asks, and only those with settings need apply's imports.
+    """
+    given = any(values.get(k) for k in HOST_OPTIONS)
+    if not name:
+        if given:
+            raise ConfigError(
+                "--route, --default-route, --kill-switch, --dns-domain and "
+                "--save-server-route need --ipparam NAME (the connection's name)"
+            )
+        return None
+    if not valid_name(name):
+        if given:
+            raise ConfigError(f"--ipparam {name!r} cannot name a connection (letters, digits, _.-)")
+        return None  # an ipparam of another kind: no settings can exist for it
+    paths = paths or Paths.from_env()
+    stored = load_connection(name, paths)
+    if stored is None and not given:
+        return None
+    cli = Connection(
+        name=name,
+        routes=_list(values.get("route")),
+        default_route=bool(values.get("default_route")),
+        kill_switch=bool(values.get("kill_switch")),
+        dns_domains=_list(values.get("dns_domain")),
+        save_server_route=bool(values.get("save_server_route")),
+    )
+    return (stored or Connection(name=name)).merged(cli)

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 
 from ..errors import ConfigError
-from . import dns, hooks, routes
+from . import dns, hooks, linkstate, routes
 from .connconf import Connection, load_connection, parse_connection
 from .paths import Paths, valid_name
 from .plan import DnsOp, LinkInfo, RouteOp, Scope, dns_servers, plan_link_up
@@ -144,6 +144,7 @@ def link_up(conn: Connection, link: LinkInfo, paths: Paths, env: Mapping[str, st
     def add_routes(data: dict[str, object]) -> None:
         earlier = data.get("routes")
         data["routes"] = sorted({*(earlier if isinstance(earlier, list) else []), *applied})
+        linkstate.mark(data, link.family, up=True)
 
     update_status(conn.name, paths, transform=add_routes, **fields)
     hooks.run_scripts(conn.name, "up", hooks.script_env("up", script_env), paths)
@@ -163,7 +164,18 @@ def _ours(ifname: str, family: int) -> Callable[[Entry], bool]:
 
 
 def link_down(conn: Connection, link: LinkInfo, paths: Paths, env: Mapping[str, str]) -> int:
+    """The end of one family of the link; the caller holds :func:`.linkstate.link_lock`."""
     status = read_status(conn.name, paths) or {}
+    if link.family not in linkstate.links_up(status):
+        # Done already, by the transport's exit (pppd stopped waiting for this hook), or
+        # its ip-up never finished: only what may still be recorded for it is undone.
+        log.info("%s: the end of this link was done already", conn.name)
+        errors = Record(conn.name, paths).undo(
+            default_undoers(paths), scopes={Scope.LINK}, match=_ours(link.ifname, link.family)
+        )
+        for e in errors:
+            log.error("%s", e)
+        return 1 if errors else 0
     script_env = _fields(conn, link, status, env)
     hooks.run_scripts(conn.name, "down", hooks.script_env("down", script_env), paths)
     failures = 0
@@ -180,7 +192,7 @@ def link_down(conn: Connection, link: LinkInfo, paths: Paths, env: Mapping[str, 
     if link.family == 4:
         update_status(
             conn.name, paths, state="down", stage="link-down", routes=[], dns=None,
-            dns_backend=None,
+            dns_backend=None, transform=lambda data: linkstate.mark(data, 4, up=False),
         )  # fmt: skip
     else:
 
@@ -188,15 +200,53 @@ def link_down(conn: Connection, link: LinkInfo, paths: Paths, env: Mapping[str, 
             routes = data.get("routes")
             if isinstance(routes, list):
                 data["routes"] = [r for r in routes if ":" not in str(r)]
+            linkstate.mark(data, 6, up=False)
 
         update_status(conn.name, paths, transform=drop_ipv6)
     hooks.run_scripts(conn.name, "post-down", hooks.script_env("post-down", script_env), paths)
     return 1 if failures or errors else 0
 
 
+def links_down(conn: Connection, paths: Paths) -> None:
+    """The end of each family still up, as its ip-down hook would have done it.
+
+    For the transport's exit and ``undo``: the hook may never come (pppd SIGTERMed it, or
+    was killed with -9) or come too late, and the scripts are owed their down and
+    post-down. The caller holds :func:`.linkstate.link_lock`."""
+    status = read_status(conn.name, paths) or {}
+    ifname = status.get("interface")
+    for family in linkstate.links_up(status):
+        if not isinstance(ifname, str):
+            break
+        suffix = "6" if family == 6 else ""
+        dns = status.get("dns") if family == 4 else None
+        link = LinkInfo(
+            ifname=ifname,
+            family=family,
+            local=str(status.get(f"local{suffix}", "")),
+            peer=str(status.get(f"peer{suffix}", "")),
+            dns=tuple(str(d) for d in dns) if isinstance(dns, list) else (),
+        )
+        log.info("%s: no ip-down for IPv%d of %s yet: its end is done here", conn.name, family,
+                 ifname)  # fmt: skip
+        try:
+            link_down(conn, link, paths, {})
+        except Exception:  # the caller's undo of the record must still run
+            log.exception("the end of IPv%d of %s failed", family, ifname)
+
+
 def undo(name: str, paths: Paths) -> int:
     """Undo everything of ``name``; remove its record and session settings once empty."""
     try:
+        if os.path.isdir(paths.state_dir(name)):
+            with linkstate.link_lock(name, paths):
+                try:
+                    conn = connection_settings(name, paths)
+                except ConfigError as exc:  # the record is undone all the same
+                    sys.stderr.write(f"sstp-pppd: {name}: {exc}\n")
+                    conn = None
+                if conn is not None:
+                    links_down(conn, paths)
         errors = undo_all(name, paths)
     except OSError as exc:  # an unreadable record, or no permission
         sys.stderr.write(f"sstp-pppd: {name}: {exc.strerror or exc}\n")
@@ -256,9 +306,10 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     )
     log.info("%s %s %s local %s peer %s", event, name, iface, link.local, link.peer)
     try:
-        if event.endswith("-up"):
-            return link_up(conn, link, paths, env)
-        return link_down(conn, link, paths, env)
+        with linkstate.link_lock(name, paths):
+            if event.endswith("-up"):
+                return link_up(conn, link, paths, env)
+            return link_down(conn, link, paths, env)
     except Exception:
         log.exception("%s %s failed", event, name)
         return 1

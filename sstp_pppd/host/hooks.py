@@ -11,7 +11,10 @@ exists. No prefix is needed, so a peers file written for sstpc (``ipparam NAME``
 as it is, and a link of anyone else, having no settings file, is never touched. The sh
 test runs first, so other links do not even start Python. Then
 ``python -m sstp_pppd.host.hookmain EVENT ARGS...`` applies or undoes the plan.
-pppd waits for neither script; the record's lock orders them.
+pppd waits for its scripts only at its exit, and then at most ``child-timeout`` seconds
+(less when signalled) before it SIGTERMs them: a late ip-down's work is then done by the
+transport's exit or by ``undo``, and :mod:`.linkstate` makes sure it is done once, the
+scripts' down and post-down included.
 
 The name ``sstp-pppd`` sorts after Debian's ``0000usepeerdns``, which is what lets the two
 cooperate (see :mod:`.dns`).

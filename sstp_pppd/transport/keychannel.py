@@ -38,7 +38,6 @@ import socket
 import stat
 import struct
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from types import TracebackType
 
 from ..core import keymsg
@@ -47,7 +46,7 @@ from ..errors import ConfigError, NetworkError
 
 log = logging.getLogger("sstp_pppd")
 
-SOCKET_DIR = Path(keymsg.SOCKET_DIR)
+SOCKET_DIR = keymsg.SOCKET_DIR
 #: A plugin writes its message at once; one that stalls longer is dropped.
 READ_TIMEOUT = 5.0
 _UCRED = struct.Struct("=iII")  # pid, uid, gid
@@ -62,10 +61,10 @@ class LiveSocketError(NetworkError):
     """Another process accepts on the key socket: two clients must not share one name."""
 
 
-def socket_path(ipparam: str | None, directory: Path = SOCKET_DIR) -> Path:
+def socket_path(ipparam: str | None, directory: str = SOCKET_DIR) -> str:
     """sstpc's socket name for ``--ipparam`` in ``directory``; ConfigError for a bad name."""
     try:
-        return Path(keymsg.socket_path(ipparam, str(directory)))
+        return keymsg.socket_path(ipparam, directory)
     except KeyMessageError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -87,7 +86,7 @@ class KeyChannel:
 
     def __init__(
         self,
-        path: Path,
+        path: str,
         *,
         on_keys: KeysCallback,
         gateway: str,
@@ -119,10 +118,11 @@ class KeyChannel:
     # ----- setup ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        directory = self.path.parent
-        if not directory.is_dir():
+        # str paths, not pathlib: its import is start-up time on every pty-mode run.
+        directory = os.path.dirname(self.path) or "."
+        if not os.path.isdir(directory):
             try:
-                directory.mkdir(mode=0o755, parents=True, exist_ok=True)
+                os.makedirs(directory, mode=0o755, exist_ok=True)
             except OSError as exc:
                 raise ConfigError(f"cannot create {directory}: {exc.strerror}") from exc
         await self._clear_stale()
@@ -304,9 +304,7 @@ async def open_channel(
             allowed.append(pwd.getpwnam(priv_user).pw_uid)
         except KeyError:
             log.warning("key channel: no user %r for --priv-user", priv_user)
-    channel = KeyChannel(
-        Path(path), on_keys=on_keys, gateway=gateway, peer=peer, allowed_uids=allowed
-    )
+    channel = KeyChannel(path, on_keys=on_keys, gateway=gateway, peer=peer, allowed_uids=allowed)
     try:
         await channel.start()
     except LiveSocketError:
@@ -319,7 +317,7 @@ async def open_channel(
 
 #: Our plugin (sstp_pppd/plugin, ``sstp-helper install-plugin``) in pppd's plugin directory.
 PLUGIN_NAME = "sstp-pppd-keys.so"
-PLUGIN_BASE = Path("/usr/lib/pppd")
+PLUGIN_BASE = "/usr/lib/pppd"
 _PPPD_VERSION = re.compile(rb"pppd version (\S+)")
 
 
@@ -341,7 +339,7 @@ async def pppd_version(pppd: str) -> str | None:
 
 
 async def keys_plugin_options(
-    pppd: str, key_socket: str | None, base: Path = PLUGIN_BASE
+    pppd: str, key_socket: str | None, base: str = PLUGIN_BASE
 ) -> tuple[str, ...]:
     """Launch mode: pppd options that load our plugin, if it is installed for this pppd.
 
@@ -351,8 +349,8 @@ async def keys_plugin_options(
     if key_socket is None:
         return ()
     version = await pppd_version(pppd)
-    plugin = base / version / PLUGIN_NAME if version else None
-    if plugin is None or not plugin.is_file():
+    plugin = os.path.join(base, version, PLUGIN_NAME) if version else None
+    if plugin is None or not os.path.isfile(plugin):
         log.info(
             "our pppd plugin is not installed for pppd %s (sstp-helper install-plugin): "
             "binding keys come from the password",
@@ -360,4 +358,4 @@ async def keys_plugin_options(
         )
         return ()
     log.info("loading our pppd plugin %s", plugin)
-    return ("plugin", str(plugin), "sstp-sock", key_socket)
+    return ("plugin", plugin, "sstp-sock", key_socket)

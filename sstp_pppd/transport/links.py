@@ -147,12 +147,15 @@ class TlsLink:
                 break  # a renegotiation step: the next readable event goes on with it
             except ssl.SSLZeroReturnError:
                 eof = True  # the server's close_notify
+                self._answer_close_notify(sock)
                 break
             except OSError as exc:
                 lost = exc
                 break
             if not n:
+                # The server's close_notify (or a bare FIN: ssl reports both as 0).
                 eof = True
+                self._answer_close_notify(sock)
                 break
             got += n
             room -= n
@@ -172,10 +175,27 @@ class TlsLink:
             # where no readable event announces it.
             self._loop.call_soon(self._read_ready)
 
+    def _answer_close_notify(self, sock: ssl.SSLSocket) -> None:
+        """Send our close_notify back, as TLS asks of the side that receives one.
+
+        Without it the server sees a truncated close (a TCP FIN after its alert), which
+        some log as an error. One non-blocking try: the link ends either way, and after
+        a bare FIN the try fails harmlessly.
+        """
+        if self._shutting:
+            return  # ours went out first (close()): this is its answer
+        try:
+            sock.unwrap()
+        except (ssl.SSLError, OSError):
+            pass  # the socket could not take it now, or is gone: nothing more to do
+
     def _unread(self) -> bool:
         """Whether the socket holds bytes not read yet."""
         avail = self._avail
-        fcntl.ioctl(self._fd, termios.FIONREAD, avail)
+        try:
+            fcntl.ioctl(self._fd, termios.FIONREAD, avail)
+        except OSError:
+            return True  # unknown: read on, and let the read itself say what is wrong
         return avail != b"\0\0\0\0"
 
     def pause_reading(self) -> None:
@@ -337,11 +357,8 @@ class PtyLink:
         self._fd = write_fd
         # A pty read gives about 4 KiB: BatchReader drains the line per wakeup instead,
         # so the relay decodes, encrypts and sends once per batch.
-        self.reader = BatchReader(self._loop, read_fd, self.owner.from_pppd, self._eof)
-
-    def _eof(self) -> None:
-        # EOF or EIO on the line: the other side is closed. That is pppd leaving.
-        self._lost()
+        # EOF or EIO on the line means its other side is closed: that is pppd leaving.
+        self.reader = BatchReader(self._loop, read_fd, self.owner.from_pppd, self._lost)
 
     def _lost(self) -> None:
         if not self.closing and not self._gone:

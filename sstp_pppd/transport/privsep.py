@@ -25,13 +25,13 @@ ignores the terminal's signals (the relay handles them and tells it), and leaves
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import select
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping
+from types import ModuleType
 
 from .pppd import STOP_GRACE
 
@@ -94,14 +94,20 @@ def _gone(pidfd: int, timeout: float) -> bool:
 class Keeper:
     """The relay's handle on the privileged part: ``signal``, then ``finish``."""
 
-    def __init__(self, pid: int, wfd: int) -> None:
+    def __init__(self, pid: int, wfd: int, json: ModuleType) -> None:
         self.pid = pid
         self._wfd = wfd
+        self._json = json
         self.status: int | None = None
 
     @classmethod
     def fork(cls, pppd_pid: int, cleanups: Iterable[Cleanup]) -> Keeper:
         """Fork the keeper of ``pppd_pid``; OSError if that cannot be done."""
+        # Loaded here, still as root, not at the top (a pty-mode run never needs it), and
+        # kept for the relay's finish(): after the drop, the venv's files (under /root)
+        # may be unreadable, so an import then would fail.
+        import json  # noqa: PLC0415
+
         pidfd = os.pidfd_open(pppd_pid)
         rfd, wfd = os.pipe()
         try:
@@ -113,14 +119,14 @@ class Keeper:
         if pid == 0:  # pragma: no cover - the child's coverage is not collected
             code = 1
             try:
-                code = _keep(pppd_pid, pidfd, rfd, list(cleanups))
+                code = _keep(pppd_pid, pidfd, rfd, list(cleanups), json)
             finally:
                 os._exit(code)
         os.close(pidfd)
         os.close(rfd)
         os.set_inheritable(wfd, False)
         log.info("privileged part forked: pid %d keeps pppd (pid %d)", pid, pppd_pid)
-        return cls(pid, wfd)
+        return cls(pid, wfd, json)
 
     def _send(self, line: str) -> bool:
         if self._wfd < 0:
@@ -142,7 +148,7 @@ class Keeper:
 
         if self._wfd >= 0:
             if outcome is not None:
-                self._send("done " + json.dumps(dict(outcome), default=str)[: MAX_LINE - 8])
+                self._send("done " + self._json.dumps(dict(outcome), default=str)[: MAX_LINE - 8])
             os.close(self._wfd)
             self._wfd = -1
         deadline = time.monotonic() + KEEPER_WAIT
@@ -161,8 +167,9 @@ class Keeper:
         return self.status
 
 
-def _keep(pppd_pid: int, pidfd: int, rfd: int, cleanups: list[Cleanup]) -> int:
-    """The keeper's whole life (in the forked child); its exit code."""
+def _keep(pppd_pid: int, pidfd: int, rfd: int, cleanups: list[Cleanup], json: ModuleType) -> int:
+    """The keeper's whole life (in the forked child); its exit code. ``json``: the module,
+    imported by the parent before the fork."""
     keep = {0, 1, 2, pidfd, rfd, *_log_fds()}
     # First of all: the inherited epoll instance, sockets, the pty master and the write end
     # of our own pipe go. Holding the master would keep pppd's line from hanging up.

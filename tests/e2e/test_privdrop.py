@@ -85,7 +85,7 @@ def assert_clean(lab: Lab, before: str) -> None:
     assert leftovers(lab) == []
     assert lab.guest.run(["test", "-e", KEY_SOCKET]).returncode != 0, "key socket left"
     assert routes(lab) == before
-    assert set(run_files(lab)) <= {"status.json", "status.lock", "hooks.log", "lock"}
+    assert set(run_files(lab)) <= {"status.json", "status.lock", "hooks.log", "lock", "link.lock"}
     status = json.loads(lab.guest.run(["cat", f"/run/sstp-pppd/{NAME}/status.json"]).stdout)
     assert status["state"] == "down", status
 

@@ -170,11 +170,42 @@ def assert_clean(lab: Lab, bed: dict[str, Any], before: str) -> None:
     assert tables(lab) == before
     assert Path(bed["paths"].resolv_conf).read_text() == RESOLV
     assert not list(bed["root"].glob("resolv.conf.*"))
-    assert set(run_files(lab)) <= {"status.json", "status.lock", "hooks.log", "lock"}
+    assert set(run_files(lab)) <= {"status.json", "status.lock", "hooks.log", "lock", "link.lock"}
     assert leftovers(lab) == []
 
 
 def test_split_route_dns_and_route_scripts(lab: Lab, case_dir: Path, bed: dict[str, Any]) -> None:
+    split_route_case(lab, case_dir, bed)
+
+
+#: Longer than pppd's child-timeout (5 s) and sstp-pppd's STOP_GRACE (5 s) together.
+SLOW_DOWN = 12
+
+
+def test_split_route_when_ip_down_outlasts_pppd(
+    lab: Lab, case_dir: Path, bed: dict[str, Any]
+) -> None:
+    """A slow machine: ip-down.d takes longer than pppd waits for it (child-timeout).
+
+    pppd then SIGTERMs /etc/ppp/ip-down and exits, and the transport undoes at its exit;
+    our hook, started late by run-parts, must still give the scripts down and post-down,
+    and nothing may be left behind. A script that sorts between Debian's 0000usepeerdns
+    and ours makes the slowness certain."""
+    slow = []
+    for d in ("ip-down.d", "ipv6-down.d"):
+        path = lab.guest.cli_etc_ppp / d / "0001slow"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(f"#!/bin/sh\nsleep {SLOW_DOWN}\n")
+        path.chmod(0o755)
+        slow.append(path)
+    try:
+        split_route_case(lab, case_dir, bed, settle=SLOW_DOWN + 20)
+    finally:
+        for path in slow:
+            path.unlink()
+
+
+def split_route_case(lab: Lab, case_dir: Path, bed: dict[str, Any], settle: float = 0.0) -> None:
     paths: Paths = bed["paths"]
     scripts = Path(paths.scripts_dir(NAME))
     scripts.mkdir(parents=True, exist_ok=True)
@@ -200,16 +231,20 @@ def test_split_route_dns_and_route_scripts(lab: Lab, case_dir: Path, bed: dict[s
         resolv = Path(paths.resolv_conf).read_text()
         assert f"nameserver {DNS_SERVER}" in resolv and "192.0.2.53" not in resolv
         assert "search corp.test lab.test" in resolv
-        res = client.stop(20)
+        res = client.stop(20 + settle)
         assert res.returncode == 0, res.stderr
         assert lab.wait_for_no_ppp()
         wait_status(lab, "down")
         assert lab.ping(BEHIND, count=1).returncode != 0
+        # The hooks may outlive pppd (they ignore its SIGHUP), so post-down, and with it
+        # the last of the undo, can come a moment later.
+        deadline = time.monotonic() + 30 + settle
+        while not post_down_seen(seen, "4") and time.monotonic() < deadline:
+            time.sleep(0.5)
         assert_clean(lab, bed, before)
     finally:
         script.unlink()
-    # IPv6CP comes up too: the scripts run for both families; here, IPv4's. The hooks may
-    # outlive pppd (they ignore its SIGHUP), so post-down can come a moment later.
+    # IPv6CP comes up too: the scripts run for both families; here, IPv4's.
     deadline = time.monotonic() + 30
     while True:
         calls = [json.loads(line) for line in seen.read_text().splitlines()]
@@ -228,6 +263,14 @@ def test_split_route_dns_and_route_scripts(lab: Lab, case_dir: Path, bed: dict[s
     assert (env["SSTP_LOCAL_ADDRESS"], env["SSTP_PEER_ADDRESS"]) == (link.local, link.peer)
     assert (env["SSTP_DNS"], env["SSTP_DNS_DOMAINS"]) == (DNS_SERVER, "corp.test")
     assert (env["SSTP_SERVER"], env["SSTP_SERVER_ADDRESS"]) == (SERVER_NAME, SERVER_V4)
+
+
+def post_down_seen(seen: Path, family: str) -> bool:
+    for line in seen.read_text().splitlines():
+        argv, env = json.loads(line)
+        if argv == ["post-down"] and env["SSTP_FAMILY"] == family:
+            return True
+    return False
 
 
 def test_default_route(lab: Lab, case_dir: Path, bed: dict[str, Any]) -> None:

@@ -30,7 +30,7 @@ SERVER = "10.99.0.1"
 GATEWAY = "192.0.2.254"
 CLIENT_PPPD = ("noauth", "nodefaultroute", "noccp")
 #: What may stay in /run/sstp-pppd/NAME after a clean undo (as test_routes.py allows).
-LEFT_OK = {"status.json", "status.lock", "hooks.log", "lock"}
+LEFT_OK = {"status.json", "status.lock", "hooks.log", "lock", "link.lock"}
 
 
 @pytest.fixture(scope="module")

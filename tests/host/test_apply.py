@@ -8,8 +8,7 @@ import pytest
 
 from sstp_pppd.cli import main
 from sstp_pppd.errors import ConfigError, ExitCode
-from sstp_pppd.host.apply import session_connection
-from sstp_pppd.host.connconf import Connection, save_connection
+from sstp_pppd.host.connconf import Connection, save_connection, session_connection
 from sstp_pppd.host.paths import Paths
 from sstp_pppd.options import parse_args
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from sstp_pppd.host import hooks
+from sstp_pppd.host.apply import undo_session_now
 from sstp_pppd.host.connconf import Connection, save_connection
 from sstp_pppd.host.paths import Paths
 from sstp_pppd.host.status import read_status
@@ -45,6 +46,24 @@ def run_hook(
     )
 
 
+def record_script(tmp_path: Path, paths: Paths) -> Path:
+    """A route script of connection ``work`` that writes its calls down; where it does."""
+    scripts = Path(paths.scripts_dir("work"))
+    scripts.mkdir(parents=True)
+    seen = tmp_path / "seen.jsonl"
+    script = scripts / "10-record"
+    script.write_text(
+        f"#!{sys.executable}\nimport json, os, sys\n"
+        f"open({str(seen)!r}, 'a').write(json.dumps([sys.argv[1:], dict(os.environ)]) + '\\n')\n"
+    )
+    script.chmod(0o755)
+    return seen
+
+
+def calls_of(seen: Path) -> list[tuple[list[str], str]]:
+    return [(c[0], c[1]["SSTP_FAMILY"]) for c in map(json.loads, seen.read_text().splitlines())]
+
+
 def test_install_writes_four_executable_hooks(tmp_path: Path) -> None:
     written = hooks.install_hooks(str(tmp_path), python="/usr/bin/python3", paths=Paths())
     assert [Path(p).parent.name for p in written] == list(hooks.HOOK_DIRS)
@@ -68,15 +87,8 @@ def test_a_link_that_is_not_ours_is_not_touched(tmp_path: Path) -> None:
 def test_up_and_down_with_dns_and_a_route_script(tmp_path: Path) -> None:
     paths, resolv = setup(tmp_path)
     save_connection(Connection(name="work", dns=True, dns_domains=("corp.example",)), paths)
+    seen = record_script(tmp_path, paths)
     scripts = Path(paths.scripts_dir("work"))
-    scripts.mkdir(parents=True)
-    seen = tmp_path / "seen.jsonl"
-    script = scripts / "10-record"
-    script.write_text(
-        f"#!{sys.executable}\nimport json, os, sys\n"
-        f"open({str(seen)!r}, 'a').write(json.dumps([sys.argv[1:], dict(os.environ)]) + '\\n')\n"
-    )
-    script.chmod(0o755)
     (scripts / "ignored.sh").write_text("#!/bin/sh\nexit 1\n")  # run-parts skips dotted names
     (scripts / "ignored.sh").chmod(0o755)
 
@@ -116,9 +128,11 @@ def test_up_and_down_with_dns_and_a_route_script(tmp_path: Path) -> None:
 
 
 def test_undo_command_after_a_lost_ip_down(tmp_path: Path) -> None:
-    """pppd killed with -9 runs no ip-down: ``python -m sstp_pppd.host undo NAME`` cleans up."""
+    """pppd killed with -9 runs no ip-down: ``python -m sstp_pppd.host undo NAME`` cleans up,
+    and gives the scripts the down and post-down the hook would have."""
     paths, resolv = setup(tmp_path)
     save_connection(Connection(name="work", dns=True), paths)
+    seen = record_script(tmp_path, paths)
     assert run_hook(tmp_path, "ip-up", "work").returncode == 0
     assert resolv.read_text() != ORIGINAL
     env = {**os.environ, **paths.as_env()}
@@ -129,8 +143,10 @@ def test_undo_command_after_a_lost_ip_down(tmp_path: Path) -> None:
         )  # fmt: skip
         assert res.returncode == 0, res.stderr
         assert resolv.read_text() == ORIGINAL
+    assert [argv for argv, _ in calls_of(seen)] == [["pre-up"], ["up"], ["down"], ["post-down"]]
     assert sorted(p.name for p in Path(paths.state_dir("work")).iterdir()) == [
         "hooks.log",
+        "link.lock",
         "lock",
         "status.json",
         "status.lock",
@@ -146,3 +162,46 @@ def test_a_link_gone_while_ip_up_started_is_undone_at_once(tmp_path: Path) -> No
     assert res.returncode == 1
     assert resolv.read_text() == ORIGINAL
     assert "ppp99 is gone" in Path(paths.state_dir("work"), "hooks.log").read_text()
+
+
+def test_the_transports_exit_ends_a_link_whose_ip_down_comes_late(tmp_path: Path) -> None:
+    """pppd gave up waiting for ip-down (child-timeout, or a signal) and the transport undid
+    at its exit first: the scripts still get down and post-down, once, and the late hook
+    finds the end done."""
+    paths, resolv = setup(tmp_path)
+    conn = Connection(name="work", dns=True, dns_domains=("corp.example",))
+    save_connection(conn, paths)
+    seen = record_script(tmp_path, paths)
+    assert run_hook(tmp_path, "ip-up", "work").returncode == 0
+    assert resolv.read_text() != ORIGINAL
+
+    assert undo_session_now(conn, keep_kill_switch=False, paths=paths) == []
+    assert resolv.read_text() == ORIGINAL
+    ends = [(["pre-up"], "4"), (["up"], "4"), (["down"], "4"), (["post-down"], "4")]
+    assert calls_of(seen) == ends
+    env = json.loads(seen.read_text().splitlines()[2])[1]
+    assert (env["SSTP_IFNAME"], env["SSTP_LOCAL_ADDRESS"], env["SSTP_DNS"]) == (
+        "lo",
+        "10.66.0.2",
+        "10.66.0.1",
+    )
+
+    res = run_hook(tmp_path, "ip-down", "work")
+    assert res.returncode == 0, res.stderr
+    assert calls_of(seen) == ends  # no second down
+    assert resolv.read_text() == ORIGINAL
+    assert read_status("work", paths)["state"] == "down"  # type: ignore[index]
+
+
+def test_an_ip_down_that_came_in_time_is_not_repeated_at_the_transports_exit(
+    tmp_path: Path,
+) -> None:
+    paths, resolv = setup(tmp_path)
+    conn = Connection(name="work", dns=True)
+    save_connection(conn, paths)
+    seen = record_script(tmp_path, paths)
+    assert run_hook(tmp_path, "ip-up", "work").returncode == 0
+    assert run_hook(tmp_path, "ip-down", "work").returncode == 0
+    assert undo_session_now(conn, keep_kill_switch=False, paths=paths) == []
+    assert resolv.read_text() == ORIGINAL
+    assert [argv for argv, _ in calls_of(seen)] == [["pre-up"], ["up"], ["down"], ["post-down"]]

@@ -29,7 +29,7 @@ def imports(path: Path) -> set[str]:
 def test_transport_never_imports_host_and_host_never_imports_transport() -> None:
     # The resolver sees relative imports (so that this test can fail).
     assert "sstp_pppd.core.handshake" in imports(PKG / "transport" / "session.py")
-    assert "sstp_pppd.host.apply" in imports(PKG / "cli.py")
+    assert "sstp_pppd.host.connconf" in imports(PKG / "cli.py")
     for path in (PKG / "transport").glob("*.py"):
         assert not [m for m in imports(path) if m.startswith("sstp_pppd.host")], path
     for path in (PKG / "host").glob("*.py"):

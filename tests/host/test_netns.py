@@ -216,6 +216,7 @@ def test_split_route_and_clean_session_end(tmp_path: Path, paths: Paths) -> None
     assert Path(paths.resolv_conf).read_text() == RESOLV
     assert sorted(os.listdir(paths.state_dir(NAME))) == [
         "hooks.log",
+        "link.lock",
         "lock",
         "status.json",
         "status.lock",

@@ -80,6 +80,11 @@ def sockdir() -> Iterator[Path]:
     subprocess.run(["rm", "-rf", "--", str(base)], check=True)
 
 
+def sock(ipparam: str | None, sockdir: Path) -> Path:
+    """:func:`socket_path` (a str, as the channel takes it) as a Path, for the checks."""
+    return Path(socket_path(ipparam, str(sockdir)))
+
+
 async def ask(path: Path, msg: bytes) -> bytes:
     """Play the plugin: connect, send one message, read the reply until EOF."""
     reader, writer = await asyncio.open_unix_connection(str(path))
@@ -97,15 +102,18 @@ async def channel(
 ) -> AsyncIterator[tuple[KeyChannel, list[tuple[bytes, bytes]]]]:
     got: list[tuple[bytes, bytes]] = []
     kc = KeyChannel(
-        path, on_keys=lambda s, r: got.append((s, r)), gateway="vpn.example.com", peer=lambda: peer
+        str(path),
+        on_keys=lambda s, r: got.append((s, r)),
+        gateway="vpn.example.com",
+        peer=lambda: peer,
     )
     async with kc:
         yield kc, got
 
 
 def test_socket_names() -> None:
-    assert socket_path(None) == Path("/var/run/sstpc/sstpc-uds-sock")
-    assert socket_path("nm-pptp-service-42") == Path("/var/run/sstpc/sstpc-nm-pptp-service-42")
+    assert socket_path(None) == "/var/run/sstpc/sstpc-uds-sock"
+    assert socket_path("nm-pptp-service-42") == "/var/run/sstpc/sstpc-nm-pptp-service-42"
     for bad in ("../x", "a/b", "x" * 200):
         with pytest.raises(ConfigError):
             socket_path(bad)
@@ -113,7 +121,7 @@ def test_socket_names() -> None:
 
 @asynctest
 async def test_auth_keys_then_ack(sockdir: Path) -> None:
-    path = socket_path("lab", sockdir)
+    path = sock("lab", sockdir)
     async with channel(path) as (kc, got):
         st = os.stat(path)
         assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o600
@@ -137,7 +145,7 @@ async def test_auth_keys_then_ack(sockdir: Path) -> None:
 async def test_addr_gets_gateway_and_sockaddr(
     sockdir: Path, peer: tuple[object, ...], want: tuple[str, int]
 ) -> None:
-    path = socket_path(None, sockdir)
+    path = sock(None, sockdir)
     async with channel(path, peer) as (_, got):
         reply = decode(await ask(path, ADDR.encode()))
     assert reply.type is MsgType.ACK and reply.get(AttrType.GATEWAY) == b"vpn.example.com"
@@ -148,7 +156,7 @@ async def test_addr_gets_gateway_and_sockaddr(
 
 @asynctest
 async def test_addr_before_connect_names_the_gateway_only(sockdir: Path) -> None:
-    path = socket_path(None, sockdir)
+    path = sock(None, sockdir)
     async with channel(path, None):
         reply = decode(await ask(path, ADDR.encode()))
     assert reply.attributes == ((AttrType.GATEWAY, b"vpn.example.com"),)
@@ -156,7 +164,7 @@ async def test_addr_before_connect_names_the_gateway_only(sockdir: Path) -> None
 
 @asynctest
 async def test_one_message_per_connection_many_connections(sockdir: Path) -> None:
-    path = socket_path(None, sockdir)
+    path = sock(None, sockdir)
     async with channel(path) as (_, got):
         for _ in range(3):
             assert decode(await ask(path, ADDR.encode())).get(AttrType.ADDR)
@@ -168,7 +176,7 @@ async def test_one_message_per_connection_many_connections(sockdir: Path) -> Non
 async def test_garbage_is_logged_and_the_channel_lives_on(
     sockdir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    path = socket_path(None, sockdir)
+    path = sock(None, sockdir)
     caplog.set_level(logging.INFO, "sstp_pppd")
     async with channel(path) as (_, got):
         assert await ask(path, b"GET / HTTP/1.0\r\n\r\n") == b""
@@ -183,7 +191,7 @@ async def test_garbage_is_logged_and_the_channel_lives_on(
 @asynctest
 async def test_stalled_plugin_is_dropped(sockdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(keychannel, "READ_TIMEOUT", 0.2)
-    path = socket_path(None, sockdir)
+    path = sock(None, sockdir)
     async with channel(path):
         reader, writer = await asyncio.open_unix_connection(str(path))
         writer.write(AUTH.encode()[:6])
@@ -194,7 +202,7 @@ async def test_stalled_plugin_is_dropped(sockdir: Path, monkeypatch: pytest.Monk
 @asynctest
 async def test_stale_socket_is_replaced(sockdir: Path) -> None:
     sockdir.mkdir()
-    path = socket_path("lab", sockdir)
+    path = sock("lab", sockdir)
     dead = socket.socket(socket.AF_UNIX)
     dead.bind(str(path))  # as a killed run leaves it: bound, nobody accepting
     dead.close()
@@ -207,7 +215,7 @@ async def test_stale_socket_is_replaced(sockdir: Path) -> None:
 @asynctest
 async def test_live_socket_is_not_clobbered(sockdir: Path) -> None:
     sockdir.mkdir()
-    path = socket_path("lab", sockdir)
+    path = sock("lab", sockdir)
     live = socket.socket(socket.AF_UNIX)
     live.bind(str(path))
     live.listen(1)
@@ -224,7 +232,7 @@ async def test_live_socket_is_not_clobbered(sockdir: Path) -> None:
 @asynctest
 async def test_a_file_that_is_no_socket_is_left_alone(sockdir: Path) -> None:
     sockdir.mkdir()
-    path = socket_path("lab", sockdir)
+    path = sock("lab", sockdir)
     path.write_text("keep me")
     with pytest.raises(ConfigError, match="not a socket"):
         async with channel(path):
@@ -234,7 +242,7 @@ async def test_a_file_that_is_no_socket_is_left_alone(sockdir: Path) -> None:
 
 @asynctest
 async def test_close_leaves_a_successors_socket(sockdir: Path) -> None:
-    path = socket_path("lab", sockdir)
+    path = sock("lab", sockdir)
     async with channel(path):
         os.unlink(path)
         other = socket.socket(socket.AF_UNIX)
@@ -279,7 +287,7 @@ def as_nobody(path: Path, message: bytes) -> str:
 )
 @asynctest
 async def test_other_users_are_refused(sockdir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = socket_path("lab", sockdir)
+    path = sock("lab", sockdir)
     caplog.set_level(logging.INFO, "sstp_pppd")
     async with channel(path) as (_, got):
         # The file mode stops them first...
@@ -297,10 +305,10 @@ async def test_other_users_are_refused(sockdir: Path, caplog: pytest.LogCaptureF
 )
 @asynctest
 async def test_the_priv_user_is_allowed(sockdir: Path) -> None:
-    path = socket_path("lab", sockdir)
+    path = sock("lab", sockdir)
     got: list[tuple[bytes, bytes]] = []
     kc = KeyChannel(
-        path,
+        str(path),
         on_keys=lambda s, r: got.append((s, r)),
         gateway="g",
         peer=lambda: None,
@@ -321,7 +329,7 @@ async def test_open_channel(sockdir: Path, caplog: pytest.LogCaptureFixture) -> 
     blocker.write_text("")
     assert await open_channel(str(blocker / "sock"), **kw) is None
     assert "pppd plugins cannot hand over keys" in caplog.text
-    path = socket_path("x", sockdir)
+    path = sock("x", sockdir)
     kc = await open_channel(str(path), priv_user="nobody", **kw)
     assert kc is not None and NOBODY in kc.allowed_uids
     try:
@@ -337,14 +345,14 @@ async def test_open_channel(sockdir: Path, caplog: pytest.LogCaptureFixture) -> 
 async def test_launch_mode_loads_our_plugin_when_installed(tmp_path: Path) -> None:
     version = await pppd_version("/usr/sbin/pppd")
     assert version is not None and version[0].isdigit()
-    assert await keys_plugin_options("/usr/sbin/pppd", "/run/k", tmp_path) == ()
+    assert await keys_plugin_options("/usr/sbin/pppd", "/run/k", str(tmp_path)) == ()
     plugin = tmp_path / version / "sstp-pppd-keys.so"
     plugin.parent.mkdir()
     plugin.write_bytes(b"")
-    opts = await keys_plugin_options("/usr/sbin/pppd", "/run/k", tmp_path)
+    opts = await keys_plugin_options("/usr/sbin/pppd", "/run/k", str(tmp_path))
     assert opts == ("plugin", str(plugin), "sstp-sock", "/run/k")
-    assert await keys_plugin_options("/usr/sbin/pppd", None, tmp_path) == ()
-    assert await keys_plugin_options(str(tmp_path / "no-pppd"), "/run/k", tmp_path) == ()
+    assert await keys_plugin_options("/usr/sbin/pppd", None, str(tmp_path)) == ()
+    assert await keys_plugin_options(str(tmp_path / "no-pppd"), "/run/k", str(tmp_path)) == ()
 
 
 # ----- the session: NetworkManager-sstp's exact command line against the fake server ---------

@@ -9,6 +9,7 @@ built by hand, as OpenSSL would report them.
 from __future__ import annotations
 
 import ssl
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -134,3 +135,63 @@ def test_a_peer_hanging_up_mid_handshake() -> None:
     line = describe_failure(ConnectionResetError(), config())
     assert "the server closed the connection" in line
     assert describe_failure(OSError("odd"), config()) == "TLS handshake failed: odd"
+
+
+def system_store(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch, bundle: list[ServerCert], linked: list[ServerCert]
+) -> None:
+    """A system store as OpenSSL finds it: a bundle and a hashed directory of links."""
+    store = tmp / "certs"
+    store.mkdir()
+    cafile = tmp / "ca-certificates.crt"
+    cafile.write_bytes(b"".join(Path(c.cert_file).read_bytes() for c in bundle))
+    for cert in linked:
+        name = subprocess.run(
+            ["openssl", "x509", "-hash", "-noout", "-in", cert.cert_file],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        (store / f"{name}.0").symlink_to(cert.cert_file)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cafile))
+    monkeypatch.setenv("SSL_CERT_DIR", str(store))
+
+
+def verifies(cert: ServerCert, cfg: Config) -> bool:
+    try:
+        error = handshake_error(cert, cfg)
+    except AssertionError:
+        return True
+    assert isinstance(error, ssl.SSLCertVerificationError), error
+    return False
+
+
+def test_the_system_store_is_looked_up_not_loaded_where_it_is_hashed(
+    certs: dict[str, ServerCert], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    both = [certs["good"], certs["other"]]
+    system_store(tmp_path, monkeypatch, bundle=both, linked=both)
+    cfg = config()
+    assert make_context(cfg).cert_store_stats()["x509"] == 0  # nothing parsed up front
+    assert verifies(certs["good"], cfg)
+
+
+@pytest.mark.parametrize("linked", [(), ("other",)])
+def test_a_directory_that_misses_part_of_the_bundle_means_the_bundle(
+    certs: dict[str, ServerCert],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    linked: tuple[str, ...],
+) -> None:
+    system_store(
+        tmp_path, monkeypatch, bundle=[certs["good"], certs["other"]],
+        linked=[certs[n] for n in linked],
+    )  # fmt: skip
+    cfg = config()
+    assert make_context(cfg).cert_store_stats()["x509"] == 2
+    assert verifies(certs["good"], cfg)
+
+
+def test_a_ca_in_neither_is_not_trusted(
+    certs: dict[str, ServerCert], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    system_store(tmp_path, monkeypatch, bundle=[certs["other"]], linked=[certs["other"]])
+    assert not verifies(certs["good"], config())

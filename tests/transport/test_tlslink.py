@@ -193,3 +193,32 @@ async def test_the_server_hanging_up_is_reported_once(cert: ServerCert) -> None:
     assert len(owner.lost) == 1
     link.abort()  # after the end: nothing more
     assert len(owner.lost) == 1
+
+
+@run
+async def test_an_unanswerable_fionread_means_read_on() -> None:
+    """The drained-socket shortcut must not raise out of the loop's callback: unknown is
+    "there may be more", and the next read reports what is wrong with the socket."""
+    link = TlsLink(Owner())
+    a, b = socket.socketpair()
+    link._fd = a.fileno()
+    b.send(b"x")
+    assert link._unread()
+    a.close()
+    b.close()
+    assert link._unread()  # EBADF: read on
+
+
+@run
+async def test_the_servers_close_notify_is_answered(cert: ServerCert) -> None:
+    _link, owner, server = await connected(cert)
+    # unwrap() sends the server's close_notify and blocks until ours comes back: it
+    # raises (EOF in violation of protocol) if the link just closes its socket.
+    closed = asyncio.create_task(asyncio.to_thread(server.unwrap))
+    plain = await asyncio.wait_for(closed, 10)
+    for _ in range(200):
+        if owner.lost:
+            break
+        await asyncio.sleep(0.01)
+    assert owner.lost == [None]
+    plain.close()
