@@ -42,6 +42,7 @@ async def resolve(
         # An address needs no resolver, nor a thread (memory).
         return [(int(family), (host, port))]
     lookup = resolver or socket.getaddrinfo  # looked up now: tests may replace it
+    name = _ascii_name(host)
     loop = asyncio.get_running_loop()
     answer: asyncio.Future[list[tuple[Any, Any, Any, Any, Any]]] = loop.create_future()
 
@@ -57,7 +58,7 @@ async def resolve(
 
     def work() -> None:
         try:
-            result = lookup(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+            result = lookup(name, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
         except Exception as exc:  # noqa: BLE001 (handed to the loop, which decides)
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
                 loop.call_soon_threadsafe(settle, None, exc)
@@ -84,6 +85,21 @@ async def resolve(
         if pair not in seen:
             seen.append(pair)
     return seen
+
+
+def _ascii_name(host: str) -> str | bytes:
+    """``host`` as getaddrinfo should get it: an ASCII name as bytes.
+
+    getaddrinfo runs any str through the "idna" codec, whose import (stringprep,
+    unicodedata) costs start-up time and RSS that nothing else needs. IDNA leaves an
+    ASCII name as it is, but refuses an empty or over-long label: so does this.
+    """
+    if not host or not host.isascii():
+        return host  # a real IDNA name (or none at all): the codec decides
+    labels = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if not all(0 < len(label) < 64 for label in labels):
+        raise NetworkError(f"cannot resolve {host!r}: not a valid host name")
+    return host.encode("ascii")
 
 
 async def open_tcp(

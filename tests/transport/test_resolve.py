@@ -20,9 +20,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sstp_pppd.errors import ExitCode, NetworkError, exit_code_of
-from sstp_pppd.transport.net import open_tcp, resolve
+from sstp_pppd.transport.net import _ascii_name, open_tcp, resolve
 
 
 @pytest.fixture
@@ -165,3 +167,48 @@ def test_the_program_gives_up_on_a_stalled_lookup_with_exit_3() -> None:
     last = text.strip().splitlines()[-1]
     assert "vpn.slow.example" in last and "1 s" in last, text
     assert "Traceback" not in text
+
+
+def test_an_ascii_name_is_resolved_without_the_idna_codec() -> None:
+    """Its import (stringprep, unicodedata) is start-up time and RSS of every run."""
+    probe = (
+        "import asyncio, sys\n"
+        "from sstp_pppd.transport.net import resolve\n"
+        "assert asyncio.run(resolve('localhost', 443, 5.0))\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert "encodings.idna" not in out and "unicodedata" not in out
+
+
+@pytest.mark.parametrize("host", ["a..example", "." * 2, "a" * 64 + ".example", "a" * 64])
+def test_an_ascii_name_idna_would_refuse_is_refused_alike(host: str) -> None:
+    with pytest.raises(NetworkError, match="not a valid host name"):
+        asyncio.run(resolve(host, 443, 5.0))
+    with pytest.raises(UnicodeError):
+        host.encode("idna")
+
+
+def test_an_international_name_still_goes_through_idna() -> None:
+    seen: list[Any] = []
+
+    def record(host: Any, *_args: Any, **_kwargs: Any) -> list[Any]:
+        seen.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.0.2.1", 443))]
+
+    asyncio.run(resolve("bücher.example", 443, 5.0, record))
+    asyncio.run(resolve("vpn.example", 443, 5.0, record))
+    assert seen == ["bücher.example", b"vpn.example"]
+
+
+@given(st.text(alphabet="a.-", max_size=140))
+def test_ascii_names_are_refused_exactly_when_idna_refuses_them(host: str) -> None:
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        with pytest.raises(NetworkError):
+            _ascii_name(host)
+    else:
+        assert _ascii_name(host) in (host, host.encode("ascii"))
